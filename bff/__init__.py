@@ -1,0 +1,1 @@
+"""bff: a GraphQL backend-for-frontend over several downstream REST services."""

@@ -1,0 +1,56 @@
+"""Settings come from BFF_* variables; a bad one is reported by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from bff.settings import SettingsError, load_settings
+
+
+def test_defaults_point_at_the_demo_services() -> None:
+    """With no variables set, the BFF listens on 127.0.0.1:8000 and calls the demo ports."""
+    settings = load_settings({})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.service("catalog").base_url == "http://127.0.0.1:8002"
+    assert settings.service("sales").max_url_length == 2000
+
+
+def test_per_service_variables_and_overrides() -> None:
+    """BFF_SERVICE_<NAME>_<FIELD> sets one service; keyword overrides beat the environment."""
+    settings = load_settings(
+        {
+            "BFF_SERVICE_CATALOG_URL": "http://catalog.internal:9000/api/",
+            "BFF_SERVICE_CATALOG_MAX_BATCH_SIZE": "25",
+            "BFF_PORT": "9999",
+        },
+        port=8123,
+    )
+    assert settings.service("catalog").base_url == "http://catalog.internal:9000/api"
+    assert settings.service("catalog").max_batch_size == 25
+    assert settings.port == 8123
+
+
+def test_settings_are_frozen() -> None:
+    """Settings cannot be changed after start-up."""
+    settings = load_settings({})
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"BFF_SERVICE_SALES_URL": "not a url"}, "BFF_SERVICE_SALES_URL"),
+        ({"BFF_SERVICE_SALES_READ_TIMEOUT_MS": "-5"}, "BFF_SERVICE_SALES_READ_TIMEOUT_MS"),
+        ({"BFF_PORT": "eighty"}, "BFF_PORT"),
+        ({"BFF_PROT": "80"}, "BFF_PROT"),
+        ({"BFF_SERVICE_BILLING_URL": "http://x"}, "BFF_SERVICE_BILLING_URL"),
+    ],
+)
+def test_bad_settings_name_the_variable(environ: dict[str, str], variable: str) -> None:
+    """A malformed, unknown or out-of-range variable raises one line that names it."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    message = str(caught.value)
+    assert message.startswith(variable)
+    assert "\n" not in message
