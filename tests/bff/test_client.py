@@ -17,7 +17,9 @@ from bff.settings import ServiceSettings
 
 
 def client_for(handler: httpx.MockTransport) -> ServiceClient:
-    return ServiceClient("sales", ServiceSettings.model_validate({"url": "http://sales.test/"}), transport=handler)
+    return ServiceClient(
+        "sales", ServiceSettings.model_validate({"url": "http://sales.test/"}), transport=handler
+    )
 
 
 async def test_forwards_request_id_and_decodes_json() -> None:
@@ -52,7 +54,9 @@ async def test_error_statuses_map_to_codes(
     status: int, headers: dict[str, str], error: type[DownstreamError], code: str
 ) -> None:
     """Each error status becomes the matching error with its code and the service name."""
-    client = client_for(httpx.MockTransport(lambda r: httpx.Response(status, headers=headers, text="secret stack")))
+    client = client_for(
+        httpx.MockTransport(lambda r: httpx.Response(status, headers=headers, text="secret stack"))
+    )
     with pytest.raises(error) as caught:
         await client.get("/invoices/1", request_id="r")
     await client.aclose()

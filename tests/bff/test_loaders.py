@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 import httpx
@@ -42,8 +41,8 @@ def make_client(handler: Recorder, **overrides: int) -> ServiceClient:
 
 
 @pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    yield Recorder()
+def recorder() -> Recorder:
+    return Recorder()
 
 
 async def test_sibling_loads_batch_into_one_request(recorder: Recorder) -> None:
@@ -90,7 +89,9 @@ async def test_batches_split_by_max_url_length(recorder: Recorder) -> None:
 
 def test_chunk_keys_keeps_an_oversized_key_alone() -> None:
     """A key whose URL alone exceeds the limit still gets a chunk of its own."""
-    chunks = chunk_keys(["1", "x" * 500, "2"], field="id", base_length=20, max_batch_size=10, max_url_length=100)
+    chunks = chunk_keys(
+        ["1", "x" * 500, "2"], field="id", base_length=20, max_batch_size=10, max_url_length=100
+    )
     assert chunks == [["1"], ["x" * 500], ["2"]]
 
 

@@ -1,0 +1,115 @@
+"""The ``bff`` command: ``bff serve``, ``bff demo`` and ``bff schema``.
+
+- ``bff serve [--host H] [--port P]`` runs the BFF against the services named by
+  ``BFF_SERVICE_<NAME>_URL`` (default: the demo ports on 127.0.0.1).
+- ``bff demo [--host H] [--port P]`` also starts the four demo REST services on their default ports
+  (8001-8004) and points the BFF at them.
+- ``bff schema`` prints the schema in SDL.
+
+Both servers print ``GraphiQL: http://HOST:PORT/graphql`` once they accept connections and stop
+cleanly on Ctrl-C or SIGTERM. Bad settings print one line naming the variable and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bff.app import create_app
+from bff.observability import configure_logging
+from bff.settings import ServiceSettings, Settings, SettingsError, load_settings
+
+EXIT_BAD_SETTINGS = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bff", description="GraphQL backend-for-frontend.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "run the BFF against the configured services"),
+        ("demo", "run the demo REST services and the BFF over them"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--host", help="interface to listen on (default: BFF_HOST or 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (default: BFF_PORT or 8000)")
+    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    return parser
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _serve(settings: Settings, *, with_demo: bool) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if with_demo:
+            from demo.server import start_services
+
+            demo = await stack.enter_async_context(await start_services(host="127.0.0.1"))
+            services = {
+                name: ServiceSettings.model_validate({**settings.service(name).model_dump(), "url": url})
+                for name, url in demo.urls.items()
+            }
+            settings = settings.model_copy(update={"services": services})
+            for name, url in demo.urls.items():
+                print(f"demo {name} service: {url}", flush=True)
+        runner = web.AppRunner(create_app(settings), shutdown_timeout=5.0, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        host, port = _bound_address(runner, settings)
+        print(f"GraphiQL: http://{host}:{port}{settings.graphql_path}", flush=True)
+        await _wait_for_stop()
+
+
+def _bound_address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return str(address[0]), int(address[1])
+    return settings.host, settings.port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bff`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+        settings = load_settings(os.environ, **overrides)
+    except SettingsError as exc:
+        print(f"bff: bad setting: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    if args.command == "schema":
+        from schema import build_schema
+
+        print(build_schema().as_str())
+        return 0
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(_serve(settings, with_demo=args.command == "demo"))
+    except SettingsError as exc:
+        print(f"bff: bad setting: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    except OSError as exc:
+        print(f"bff: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

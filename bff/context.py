@@ -1,0 +1,44 @@
+"""The typed per-operation context every resolver receives as ``info.context``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bff.downstream import ServiceClient
+from bff.loaders import Loaders
+from bff.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The downstream service clients, one per service, shared by all operations of the app."""
+
+    customers: ServiceClient
+    catalog: ServiceClient
+    sales: ServiceClient
+    playlists: ServiceClient
+
+    def all(self) -> tuple[ServiceClient, ...]:
+        """Every client, in a fixed order."""
+        return (self.customers, self.catalog, self.sales, self.playlists)
+
+
+SERVICES = web.AppKey("bff.services", Services)
+"""Where the app keeps its :class:`Services` while it runs (opened and closed by ``create_app``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What one GraphQL operation runs with.
+
+    ``request_id`` identifies the HTTP request in logs and is forwarded downstream;
+    ``loaders`` are this operation's DataLoaders and die with it.
+    """
+
+    request: web.Request
+    request_id: str
+    settings: Settings
+    services: Services
+    loaders: Loaders

@@ -1,0 +1,52 @@
+"""Logging: one logger tree under ``bff``; client errors logged quietly, our bugs loudly.
+
+Strawberry logs every GraphQL error at ERROR with a traceback; for a public endpoint that turns
+every typo in a query into an alarm. :class:`QuietSchema` logs errors the client caused or that a
+downstream service caused at INFO/WARNING, and only unexpected exceptions at ERROR with traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from bff.errors import BFFError, DownstreamError
+from bff.masking import is_unexpected
+
+logger = logging.getLogger("bff")
+errors_logger = logging.getLogger("bff.errors")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr with timestamps at ``level`` (a logging level name such as ``INFO``)."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _request_id(execution_context: ExecutionContext | None) -> str:
+    context = execution_context.context if execution_context is not None else None
+    return str(getattr(context, "request_id", "-"))
+
+
+class QuietSchema(strawberry.Schema):
+    """A ``strawberry.Schema`` whose error logging matches who caused the error."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log each error once: unexpected ones with traceback, the rest as one line."""
+        request_id = _request_id(execution_context)
+        for error in errors:
+            original = error.original_error
+            if is_unexpected(error):
+                errors_logger.error(
+                    "unexpected error [request %s] at %s", request_id, error.path, exc_info=original
+                )
+            elif isinstance(original, DownstreamError):
+                errors_logger.warning("[request %s] %s: %s", request_id, original.code, error.message)
+            elif isinstance(original, BFFError):
+                errors_logger.info("[request %s] %s: %s", request_id, original.code, error.message)
+            else:
+                errors_logger.info("[request %s] %s", request_id, error.message)
