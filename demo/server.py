@@ -1,0 +1,105 @@
+"""Start the demo services on TCP ports: one aiohttp server per Chinook service, stopped together.
+
+``bff demo`` serves them on ``DEMO_PORTS``; tests pass port 0 for ephemeral ports and read the bound
+URLs back::
+
+    async with await start_services(ports={"catalog": 0}) as services:
+        httpx.get(services.urls["catalog"] + "/tracks/1")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Final
+
+from aiohttp import web
+
+from demo.chinook import DEMO_PORTS, SERVICES, Record, load_chinook, service_data
+from demo.faults import FaultConfig
+from demo.rest import create_service_app
+
+__all__ = ["SHUTDOWN_TIMEOUT_S", "DemoServices", "start_services"]
+
+SHUTDOWN_TIMEOUT_S: Final = 0.5
+"""How long ``close()`` waits for requests in flight before cancelling them, in seconds."""
+
+
+class DemoServices:
+    """Running demo services: ``urls`` and ``apps`` by service name; ``close()`` or ``async with`` stops them.
+
+    Attributes:
+        urls: service name -> base URL without a trailing slash, e.g. ``"http://127.0.0.1:8002"``.
+        apps: service name -> its aiohttp application (for ``STORE``, ``STATS``, ``FAULTS``).
+    """
+
+    def __init__(self, urls: dict[str, str], apps: dict[str, web.Application], runners: list[web.AppRunner]):
+        self.urls = urls
+        self.apps = apps
+        self._runners = runners
+
+    async def close(self) -> None:
+        """Stop every service; hanging requests are dropped, so this takes about a second at most."""
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> DemoServices:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def start_services(
+    host: str = "127.0.0.1",
+    ports: Mapping[str, int] | None = None,
+    *,
+    faults: Mapping[str, FaultConfig] | None = None,
+    data: dict[str, list[Record]] | None = None,
+) -> DemoServices:
+    """Start the services named in ``ports`` (service -> TCP port, 0 for any free one) on ``host``.
+
+    ``ports`` defaults to ``DEMO_PORTS`` (every service). ``faults`` gives services an initial fault
+    config; ``data`` is the Chinook data (resource -> records) to serve instead of a fresh load. Each
+    service copies its own resources, so services never share state with each other or with ``data``.
+
+    Raises:
+        ValueError: ``ports`` or ``faults`` names an unknown service, or ``faults`` one not started.
+        OSError: a port cannot be bound; the services started so far are stopped first.
+    """
+    ports = DEMO_PORTS if ports is None else ports
+    faults = faults or {}
+    unknown = sorted(set(ports) - set(SERVICES))
+    if unknown:
+        raise ValueError(f"unknown services: {', '.join(unknown)} (known: {', '.join(SERVICES)})")
+    not_started = sorted(set(faults) - set(ports))
+    if not_started:
+        raise ValueError(f"faults given for services not started: {', '.join(not_started)}")
+    source = load_chinook() if data is None else data
+    runners: list[web.AppRunner] = []
+    services = DemoServices({}, {}, runners)
+    try:
+        for service, port in ports.items():
+            app = create_service_app(service, service_data(service, source), faults=faults.get(service))
+            runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound_port = runner.addresses[0][1]
+            services.urls[service] = f"http://{_url_host(host)}:{bound_port}"
+            services.apps[service] = app
+    except BaseException:
+        await services.close()
+        raise
+    return services
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
