@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bff.downstream import ServiceClient
+from bff.downstream import Call, ServiceClient
 from bff.loaders import Loaders
 from bff.settings import Settings
 
@@ -33,12 +33,17 @@ SERVICES = web.AppKey("bff.services", Services)
 class Context:
     """What one GraphQL operation runs with.
 
-    ``request_id`` identifies the HTTP request in logs and is forwarded downstream;
-    ``loaders`` are this operation's DataLoaders and die with it.
+    ``call`` identifies the operation to downstream services (request id, forwarded headers,
+    deadline); ``loaders`` are this operation's DataLoaders and die with it.
     """
 
     request: web.Request
-    request_id: str
+    call: Call
     settings: Settings
     services: Services
     loaders: Loaders
+
+    @property
+    def request_id(self) -> str:
+        """The id of the HTTP request, as logged and sent downstream in ``X-Request-Id``."""
+        return self.call.request_id

@@ -21,7 +21,7 @@ from urllib.parse import quote_plus
 
 from aiodataloader import DataLoader
 
-from bff.downstream import ServiceClient
+from bff.downstream import Call, ServiceClient
 
 Record = dict[str, Any]
 """One downstream record, as decoded from JSON."""
@@ -57,11 +57,12 @@ def chunk_keys(
 class Loaders:
     """The DataLoaders of one GraphQL operation, keyed by service, resource and field.
 
-    ``request_id`` is forwarded to every downstream request the loaders make.
+    ``call`` (request id, forwarded headers, deadline) goes with every downstream request the
+    loaders make.
     """
 
-    def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
+    def __init__(self, call: Call) -> None:
+        self.call = call
         self._by_id: dict[tuple[str, str], DataLoader[str, Record | None]] = {}
         self._by_field: dict[tuple[str, str, str], DataLoader[str, list[Record]]] = {}
 
@@ -105,9 +106,7 @@ class Loaders:
         )
 
         async def one(chunk: list[str]) -> list[Record]:
-            response = await client.get(
-                path, request_id=self.request_id, params=[(field, key) for key in chunk]
-            )
+            response = await client.get(path, call=self.call, params=[(field, key) for key in chunk])
             body = response.body
             return body if isinstance(body, list) else []
 

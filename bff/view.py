@@ -7,6 +7,7 @@ from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.schema.base import BaseSchema
 
 from bff.context import SERVICES, Context
+from bff.downstream import Call
 from bff.loaders import Loaders
 from bff.request_id import request_id_of
 from bff.settings import Settings
@@ -31,13 +32,13 @@ class GraphQLView(StrawberryView[Context, None]):
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         """Build the context of one operation, with fresh DataLoaders."""
-        request_id = request_id_of(request)
+        call = Call(request_id=request_id_of(request))
         return Context(
             request=request,
-            request_id=request_id,
+            call=call,
             settings=self.settings,
             services=request.app[SERVICES],
-            loaders=Loaders(request_id),
+            loaders=Loaders(call),
         )
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:

@@ -55,7 +55,7 @@ async def tracks_of_album(ctx: Context, album_id: str) -> list[Record]:
 
 async def genres(ctx: Context) -> list[Record]:
     """Every genre (a small, fixed list)."""
-    response = await ctx.services.catalog.get("/genres", request_id=ctx.request_id)
+    response = await ctx.services.catalog.get("/genres", call=ctx.call)
     records: list[Record] = response.body if isinstance(response.body, list) else []
     ctx.loaders.prime(ctx.services.catalog, "genres", records)
     return records

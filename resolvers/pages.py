@@ -39,7 +39,7 @@ async def fetch_page(
     service does not send ``X-Total-Count`` (it does not follow the json-server contract).
     """
     params = [*filters, ("_start", str(offset)), ("_limit", str(max(limit, 1)))]
-    response = await client.get(f"/{resource}", request_id=ctx.request_id, params=params)
+    response = await client.get(f"/{resource}", call=ctx.call, params=params)
     records: list[Record] = response.body if isinstance(response.body, list) else []
     total_header = response.headers.get("X-Total-Count")
     if total_header is None or not total_header.isdigit():

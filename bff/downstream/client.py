@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bff.downstream.call import Call
 from bff.downstream.errors import map_status, map_transport_error
 from bff.errors import DownstreamError
 from bff.settings import ServiceSettings
@@ -68,13 +69,14 @@ class ServiceClient:
         method: str,
         path: str,
         *,
-        request_id: str,
+        call: Call,
         params: Params | None = None,
         json_body: Any = None,
     ) -> JSONResponse:
         """Send one request and return the parsed JSON answer.
 
-        ``path`` is relative to the service URL (``/tracks``). Raises a
+        ``path`` is relative to the service URL (``/tracks``); ``call`` says which operation the
+        request is made for (request id and forwarded headers). Raises a
         :class:`~bff.errors.DownstreamError` subclass: ``NOT_FOUND`` (404), ``RATE_LIMITED`` (429),
         ``DOWNSTREAM_UNAVAILABLE`` (502/503/504, refused or reset), ``DOWNSTREAM_TIMEOUT``,
         ``DOWNSTREAM_ERROR`` (any other error status or a body that is not JSON).
@@ -85,7 +87,7 @@ class ServiceClient:
                 path,
                 params=list(params) if params else None,
                 json=json_body,
-                headers={REQUEST_ID_HEADER: request_id},
+                headers=[*call.headers, (REQUEST_ID_HEADER, call.request_id)],
             )
         except httpx.TransportError as exc:
             raise map_transport_error(self.name, exc) from exc
@@ -102,9 +104,9 @@ class ServiceClient:
             ) from exc
         return JSONResponse(response.status_code, response.headers, body)
 
-    async def get(self, path: str, *, request_id: str, params: Params | None = None) -> JSONResponse:
+    async def get(self, path: str, *, call: Call, params: Params | None = None) -> JSONResponse:
         """``GET path``; see :meth:`request`."""
-        return await self.request("GET", path, request_id=request_id, params=params)
+        return await self.request("GET", path, call=call, params=params)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

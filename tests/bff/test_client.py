@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bff.downstream import REQUEST_ID_HEADER, ServiceClient, parse_retry_after
+from bff.downstream import REQUEST_ID_HEADER, Call, ServiceClient, parse_retry_after
 from bff.errors import (
     DownstreamError,
     DownstreamTimeout,
@@ -31,7 +31,7 @@ async def test_forwards_request_id_and_decodes_json() -> None:
         return httpx.Response(200, json=[{"id": 1}])
 
     client = client_for(httpx.MockTransport(handler))
-    response = await client.get("/invoices", request_id="abc-123", params=[("id", "1"), ("id", "2")])
+    response = await client.get("/invoices", call=Call("abc-123"), params=[("id", "1"), ("id", "2")])
     await client.aclose()
     assert response.body == [{"id": 1}]
     assert seen[0].headers[REQUEST_ID_HEADER] == "abc-123"
@@ -58,7 +58,7 @@ async def test_error_statuses_map_to_codes(
         httpx.MockTransport(lambda r: httpx.Response(status, headers=headers, text="secret stack"))
     )
     with pytest.raises(error) as caught:
-        await client.get("/invoices/1", request_id="r")
+        await client.get("/invoices/1", call=Call("r"))
     await client.aclose()
     assert type(caught.value) is error
     assert caught.value.extensions["code"] == code
@@ -85,7 +85,7 @@ async def test_transport_errors_map_to_codes(exc: httpx.TransportError, error: t
 
     client = client_for(httpx.MockTransport(handler))
     with pytest.raises(error):
-        await client.get("/invoices", request_id="r")
+        await client.get("/invoices", call=Call("r"))
     await client.aclose()
 
 
@@ -93,7 +93,7 @@ async def test_body_that_is_not_json_is_a_downstream_error() -> None:
     """A 200 whose body is not JSON is DOWNSTREAM_ERROR, not a crash."""
     client = client_for(httpx.MockTransport(lambda r: httpx.Response(200, text="<html>")))
     with pytest.raises(DownstreamError) as caught:
-        await client.get("/invoices", request_id="r")
+        await client.get("/invoices", call=Call("r"))
     await client.aclose()
     assert caught.value.extensions["code"] == "DOWNSTREAM_ERROR"
 

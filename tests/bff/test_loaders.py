@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from bff.downstream import ServiceClient
+from bff.downstream import Call, ServiceClient
 from bff.errors import DownstreamUnavailable
 from bff.loaders import Loaders, chunk_keys
 from bff.settings import ServiceSettings
@@ -48,7 +48,7 @@ def recorder() -> Recorder:
 async def test_sibling_loads_batch_into_one_request(recorder: Recorder) -> None:
     """Ten loads issued together become one GET carrying all ten ids."""
     client = make_client(recorder)
-    loader = Loaders("req-1").by_id(client, "tracks")
+    loader = Loaders(Call("req-1")).by_id(client, "tracks")
     keys = [str(i) for i in range(1, 11)]
     results = await asyncio.gather(*(loader.load(key) for key in keys))
     await client.aclose()
@@ -60,7 +60,7 @@ async def test_sibling_loads_batch_into_one_request(recorder: Recorder) -> None:
 async def test_results_in_key_order_and_missing_is_none(recorder: Recorder) -> None:
     """Results follow the order of the keys asked, and an unknown id gives None."""
     client = make_client(recorder)
-    loader = Loaders("req-1").by_id(client, "tracks")
+    loader = Loaders(Call("req-1")).by_id(client, "tracks")
     results = await loader.load_many(["9", "99999", "2"])
     await client.aclose()
     assert [r["id"] if r else None for r in results] == [9, None, 2]
@@ -69,7 +69,7 @@ async def test_results_in_key_order_and_missing_is_none(recorder: Recorder) -> N
 async def test_batches_split_by_max_batch_size(recorder: Recorder) -> None:
     """250 keys with a batch size of 100 make three requests of 100, 100 and 50 keys."""
     client = make_client(recorder, max_batch_size=100, max_url_length=65_536)
-    results = await Loaders("r").by_id(client, "tracks").load_many([str(i) for i in range(1, 251)])
+    results = await Loaders(Call("r")).by_id(client, "tracks").load_many([str(i) for i in range(1, 251)])
     await client.aclose()
     sizes = sorted(len(parse_qsl(url.query.decode())) for url in recorder.urls)
     assert sizes == [50, 100, 100]
@@ -79,7 +79,7 @@ async def test_batches_split_by_max_batch_size(recorder: Recorder) -> None:
 async def test_batches_split_by_max_url_length(recorder: Recorder) -> None:
     """No request URL is longer than max_url_length, and every key is fetched once."""
     client = make_client(recorder, max_batch_size=10_000, max_url_length=300)
-    await Loaders("r").by_id(client, "tracks").load_many([str(i) for i in range(1, 301)])
+    await Loaders(Call("r")).by_id(client, "tracks").load_many([str(i) for i in range(1, 301)])
     await client.aclose()
     assert len(recorder.urls) > 1
     assert all(len(str(url)) <= 300 for url in recorder.urls)
@@ -98,7 +98,7 @@ def test_chunk_keys_keeps_an_oversized_key_alone() -> None:
 async def test_by_field_groups_records_per_key_and_primes_by_id(recorder: Recorder) -> None:
     """A foreign-key load returns each key's records and later by-id loads need no request."""
     client = make_client(recorder)
-    loaders = Loaders("r")
+    loaders = Loaders(Call("r"))
     groups = await loaders.by_field(client, "tracks", "albumId").load_many(["1", "2", "7"])
     assert [len(group) for group in groups] == [100, 100, 0]
     assert all(record["albumId"] == 1 for record in groups[0])
@@ -113,7 +113,7 @@ async def test_failed_chunk_fails_only_its_keys() -> None:
     """When one chunk's request fails, keys of the other chunks still resolve."""
     recorder = Recorder(fail_ids=frozenset({"3"}))
     client = make_client(recorder, max_batch_size=2)
-    loader = Loaders("r").by_id(client, "tracks")
+    loader = Loaders(Call("r")).by_id(client, "tracks")
     outcomes = await asyncio.gather(*(loader.load(str(i)) for i in range(1, 5)), return_exceptions=True)
     await client.aclose()
     assert [o["id"] if isinstance(o, dict) else type(o) for o in outcomes] == [
@@ -127,7 +127,7 @@ async def test_failed_chunk_fails_only_its_keys() -> None:
 async def test_loaders_are_per_operation(recorder: Recorder) -> None:
     """Two operations' loaders share nothing: the second operation fetches again."""
     client = make_client(recorder)
-    await Loaders("op-1").by_id(client, "tracks").load("5")
-    await Loaders("op-2").by_id(client, "tracks").load("5")
+    await Loaders(Call("op-1")).by_id(client, "tracks").load("5")
+    await Loaders(Call("op-2")).by_id(client, "tracks").load("5")
     await client.aclose()
     assert len(recorder.urls) == 2
