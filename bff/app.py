@@ -14,11 +14,17 @@ import httpx
 from aiohttp import web
 
 from bff import graphiql
-from bff.context import SERVICES, Services
+from bff.auth import Authenticator, auth_middleware
+from bff.cache import EntityCache, MemoryStorage
+from bff.context import CACHE, SERVICES, Services
+from bff.cors import cors_middleware
 from bff.downstream import ServiceClient
+from bff.events import EVENT_BUS, InMemoryEventBus
+from bff.idempotency import IDEMPOTENCY, InMemoryIdempotencyStore
 from bff.request_id import request_id_middleware
 from bff.settings import Settings, SettingsError
 from bff.view import GraphQLView
+from bff.webhooks import setup_webhooks
 from schema import build_schema
 
 SETTINGS = web.AppKey("bff.settings", Settings)
@@ -31,19 +37,45 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: each service's circuit breaker state.
+
+    ``status`` is ``ready`` (all closed), ``degraded`` (some open or half-open: the BFF still answers
+    with partial data) or ``unavailable`` (every breaker open: HTTP 503, take this instance out).
+    """
+    clients = request.app[SERVICES].all()
+    states = {client.name: await client.breaker_state() for client in clients}
+    if all(state == "closed" for state in states.values()):
+        status = "ready"
+    elif all(state == "open" for state in states.values()):
+        status = "unavailable"
+    else:
+        status = "degraded"
+    body = {"status": status, "services": {name: {"breaker": state} for name, state in states.items()}}
+    return web.json_response(body, status=503 if status == "unavailable" else 200)
+
+
 def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> web.Application:
     """Build the app: ``/graphql`` (POST, GET, WebSocket, GraphiQL), ``/healthz`` and GraphiQL assets.
 
     Raises :class:`~bff.settings.SettingsError` when ``BFF_GRAPHIQL_ASSETS_DIR`` names a directory
     that does not hold the pinned GraphiQL files.
     """
-    app = web.Application(middlewares=[request_id_middleware])
+    authenticator = Authenticator.from_settings(settings, transport=transport)
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            cors_middleware(settings.cors_allowed_origins, settings.graphql_path),
+            auth_middleware(authenticator, settings.graphql_path),
+        ]
+    )
     app[SETTINGS] = settings
+    app[CACHE] = EntityCache(MemoryStorage(settings.cache_max_entries))
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         clients = {
             name: ServiceClient(name, settings.service(name), transport=transport)
-            for name in ("customers", "catalog", "sales", "playlists")
+            for name in ("customers", "catalog", "sales", "playlists", "payments")
         }
         app[SERVICES] = Services(**clients)
         try:
@@ -52,6 +84,14 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             await asyncio.gather(*(client.aclose() for client in clients.values()))
 
     app.cleanup_ctx.append(services_ctx)
+
+    # Events and idempotency (issue 5): in-process defaults; a Redis pair can replace both.
+    bus = InMemoryEventBus(queue_size=settings.subscription_queue_size)
+    app[EVENT_BUS] = bus
+    app[IDEMPOTENCY] = InMemoryIdempotencyStore(
+        ttl_s=settings.idempotency_ttl_s, max_keys=settings.idempotency_max_keys
+    )
+    setup_webhooks(app, settings)
 
     graphiql_html: str | None = None
     if settings.graphiql:
@@ -65,7 +105,11 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             assets_base=GRAPHIQL_ASSETS_PREFIX if assets_dir is not None else None,
             graphql_path=settings.graphql_path,
         )
-    view = GraphQLView(schema=build_schema(), settings=settings, graphiql_html=graphiql_html)
+    view = GraphQLView(schema=build_schema(settings), settings=settings, graphiql_html=graphiql_html)
     app.router.add_route("*", settings.graphql_path, view)
+    app.on_cleanup.append(view.endpoint.aclose)
+    app.on_shutdown.append(lambda _app: bus.aclose())
+    app.on_shutdown.append(view.close_websockets)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     return app

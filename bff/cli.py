@@ -2,8 +2,9 @@
 
 - ``bff serve [--host H] [--port P]`` runs the BFF against the services named by
   ``BFF_SERVICE_<NAME>_URL`` (default: the demo ports on 127.0.0.1).
-- ``bff demo [--host H] [--port P]`` also starts the four demo REST services on their default ports
-  (8001-8004) and points the BFF at them.
+- ``bff demo [--host H] [--port P]`` also starts the demo REST services on their default ports
+  (8001-8004, and the payments service on 8005) and points the BFF at them; the payments service's
+  webhooks go to the BFF, signed with ``BFF_WEBHOOK_SECRETS`` (or a fresh secret when unset).
 - ``bff schema`` prints the schema in SDL.
 
 Both servers print ``GraphiQL: http://HOST:PORT/graphql`` once they accept connections and stop
@@ -14,17 +15,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from bff.app import create_app
 from bff.observability import configure_logging
 from bff.settings import ServiceSettings, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from demo.server import DemoServices
 
 EXIT_BAD_SETTINGS = 2
 
@@ -65,7 +73,7 @@ async def _serve(settings: Settings, *, with_demo: bool) -> None:
                 name: ServiceSettings.model_validate({**settings.service(name).model_dump(), "url": url})
                 for name, url in demo.urls.items()
             }
-            settings = settings.model_copy(update={"services": services})
+            settings = settings.model_copy(update={"services": services, **_demo_webhook_secret(settings)})
             for name, url in demo.urls.items():
                 print(f"demo {name} service: {url}", flush=True)
         runner = web.AppRunner(create_app(settings), shutdown_timeout=5.0, access_log=None)
@@ -74,8 +82,31 @@ async def _serve(settings: Settings, *, with_demo: bool) -> None:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = _bound_address(runner, settings)
+        if with_demo:
+            _point_payments_webhooks(demo, settings, port)
         print(f"GraphiQL: http://{host}:{port}{settings.graphql_path}", flush=True)
         await _wait_for_stop()
+
+
+def _demo_webhook_secret(settings: Settings) -> dict[str, Any]:
+    """A fresh webhook secret for the demo payments service and the BFF, unless one is configured."""
+    if settings.webhook_secrets:
+        return {}
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    return {"webhook_secrets": (SecretStr(secret),)}
+
+
+def _point_payments_webhooks(demo: DemoServices, settings: Settings, port: int) -> None:
+    """Send the demo payments service's webhooks to this BFF, signed with its first secret."""
+    from bff.webhooks import PAYMENTS_WEBHOOK_PATH
+    from demo.payments import PAYMENTS, PAYMENTS_SERVICE
+
+    app = demo.apps.get(PAYMENTS_SERVICE)
+    if app is not None:
+        app[PAYMENTS].configure(
+            webhook_url=f"http://127.0.0.1:{port}{PAYMENTS_WEBHOOK_PATH}",
+            webhook_secret=settings.webhook_secrets[0].get_secret_value(),
+        )
 
 
 def _bound_address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
@@ -97,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         from schema import build_schema
 
-        print(build_schema().as_str())
+        print(build_schema(settings).as_str())
         return 0
     configure_logging(settings.log_level)
     try:

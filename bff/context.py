@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import uuid
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
+from bff.auth import Principal
+from bff.cache import EntityCache
 from bff.downstream import Call, ServiceClient
+from bff.events import EventBus
+from bff.idempotency import IdempotencyStore
 from bff.loaders import Loaders
 from bff.settings import Settings
+from bff.stale import StaleLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +26,18 @@ class Services:
     catalog: ServiceClient
     sales: ServiceClient
     playlists: ServiceClient
+    payments: ServiceClient
 
     def all(self) -> tuple[ServiceClient, ...]:
         """Every client, in a fixed order."""
-        return (self.customers, self.catalog, self.sales, self.playlists)
+        return (self.customers, self.catalog, self.sales, self.playlists, self.payments)
 
 
 SERVICES = web.AppKey("bff.services", Services)
 """Where the app keeps its :class:`Services` while it runs (opened and closed by ``create_app``)."""
+
+CACHE = web.AppKey("bff.cache", EntityCache)
+"""The app's entity cache, shared by all operations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +45,9 @@ class Context:
     """What one GraphQL operation runs with.
 
     ``call`` identifies the operation to downstream services (request id, forwarded headers,
-    deadline); ``loaders`` are this operation's DataLoaders and die with it.
+    deadline); ``loaders`` are this operation's DataLoaders and die with it; ``cache`` is the
+    app's entity cache (mutations invalidate what they change); ``stale`` collects the paths
+    served from stale cache entries.
     """
 
     request: web.Request
@@ -42,6 +55,31 @@ class Context:
     settings: Settings
     services: Services
     loaders: Loaders
+    cache: EntityCache
+    stale: StaleLog
+    events: EventBus | None = None
+    """The app's event bus (mutations publish, subscriptions listen); ``None`` outside an app."""
+    idempotency: IdempotencyStore | None = None
+    """The app's idempotency store (mutation keys); ``None`` outside an app."""
+    websocket: web.WebSocketResponse | None = None
+    """The WebSocket the operation runs on, or ``None`` over HTTP (and SSE)."""
+    principal: Principal | None = None
+    """Who is calling (:mod:`bff.auth`); ``None`` when anonymous."""
+
+    def for_event(self) -> Context:
+        """A copy for one subscription event, or one operation of a long-lived WebSocket connection.
+
+        Strawberry builds the context once per WebSocket connection; this gives each event its own
+        request id (``<connection id>.<n>``), deadline, DataLoaders and stale log, so no data is
+        cached across events and no loader grows for the life of the connection.
+        """
+        budget_s = self.settings.operation_timeout_ms / 1000
+        call = replace(
+            self.call,
+            request_id=f"{self.call.request_id}.{uuid.uuid4().hex[:8]}",
+            deadline=asyncio.get_running_loop().time() + budget_s,
+        )
+        return replace(self, call=call, loaders=Loaders(call, self.cache), stale=StaleLog())
 
     @property
     def request_id(self) -> str:

@@ -4,10 +4,13 @@ Every error a client may see carries a stable machine-readable code in ``extensi
 
     BFFError                     (base; never raised itself)
     ├── BadUserInput             BAD_USER_INPUT          the client's arguments are invalid
+    ├── Unauthenticated          UNAUTHENTICATED         the field needs a principal and there is none
+    ├── Forbidden                FORBIDDEN               the principal may not see the field
     └── DownstreamError          DOWNSTREAM_ERROR        a downstream service answered with an error
         ├── NotFound             NOT_FOUND               the downstream record does not exist (404)
         ├── DownstreamTimeout    DOWNSTREAM_TIMEOUT      no answer within the configured timeout
         ├── DownstreamUnavailable DOWNSTREAM_UNAVAILABLE the service refused, reset or answered 502/503/504
+        ├── CircuitOpen          CIRCUIT_OPEN            the service's circuit breaker is open; not called
         └── RateLimited          RATE_LIMITED            the service answered 429
 
 graphql-core copies an exception's ``extensions`` dict onto the GraphQL error it wraps
@@ -23,11 +26,14 @@ from typing import Any, ClassVar
 __all__ = [
     "BFFError",
     "BadUserInput",
+    "CircuitOpen",
     "DownstreamError",
     "DownstreamTimeout",
     "DownstreamUnavailable",
+    "Forbidden",
     "NotFound",
     "RateLimited",
+    "Unauthenticated",
 ]
 
 
@@ -51,6 +57,18 @@ class BadUserInput(BFFError):
     """An argument is invalid, e.g. ``first`` above the maximum page size."""
 
     code = "BAD_USER_INPUT"
+
+
+class Unauthenticated(BFFError):
+    """The field needs a principal (``BFF_AUTH_REQUIRED``) and the request carries no credentials."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(BFFError):
+    """The principal may not see the field, e.g. a customer asking for another customer's invoices."""
+
+    code = "FORBIDDEN"
 
 
 class DownstreamError(BFFError):
@@ -83,6 +101,12 @@ class DownstreamUnavailable(DownstreamError):
     """The service could not be reached, reset the connection, or answered 502, 503 or 504."""
 
     code = "DOWNSTREAM_UNAVAILABLE"
+
+
+class CircuitOpen(DownstreamError):
+    """The service failed repeatedly; its circuit breaker is open and the call was not made."""
+
+    code = "CIRCUIT_OPEN"
 
 
 class RateLimited(DownstreamError):

@@ -9,7 +9,9 @@ fetched concurrently. Results come back in key order; a missing key is ``None`` 
 
 Loaders are never shared across operations: a shared loader would leak one principal's data to
 another and grow without bound. :class:`Loaders` is created per operation and makes each loader on
-first use.
+first use. Across operations, the entity cache (:mod:`bff.cache`) answers what it can first, so a
+batch fetches only the misses; when a chunk fails, cached entries past their lifetime but within the
+stale window are served instead, as :class:`~bff.stale.StaleRecord`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from urllib.parse import quote_plus
 
 from aiodataloader import DataLoader
 
-from bff.downstream import Call, ServiceClient
+from bff.cache import EntityCache, Hit, entity_key, index_key, lifetime_s
+from bff.downstream import Call, JSONResponse, ServiceClient
+from bff.stale import StaleRecord
 
 Record = dict[str, Any]
 """One downstream record, as decoded from JSON."""
@@ -58,11 +62,12 @@ class Loaders:
     """The DataLoaders of one GraphQL operation, keyed by service, resource and field.
 
     ``call`` (request id, forwarded headers, deadline) goes with every downstream request the
-    loaders make.
+    loaders make; ``cache`` is the app's entity cache (``None`` disables it).
     """
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, cache: EntityCache | None = None) -> None:
         self.call = call
+        self.cache = cache
         self._by_id: dict[tuple[str, str], DataLoader[str, Record | None]] = {}
         self._by_field: dict[tuple[str, str, str], DataLoader[str, list[Record]]] = {}
 
@@ -94,8 +99,15 @@ class Loaders:
         for record in records:
             loader.prime(str(record["id"]), record)
 
-    async def _fetch(self, client: ServiceClient, resource: str, field: str, keys: list[str]) -> list[Any]:
-        """Fetch all records with ``field`` in ``keys``; a failed chunk yields its exception."""
+    def _cache_for(self, client: ServiceClient) -> EntityCache | None:
+        return self.cache if client.settings.cache_ttl_ms > 0 else None
+
+    async def _fetch(
+        self, client: ServiceClient, resource: str, field: str, keys: list[str]
+    ) -> list[tuple[list[str], JSONResponse | Exception]]:
+        """GET the records with ``field`` in ``keys``, chunk by chunk; a failed chunk yields its error."""
+        if not keys:
+            return []
         path = f"/{resource}"
         chunks = chunk_keys(
             keys,
@@ -104,31 +116,49 @@ class Loaders:
             max_batch_size=client.settings.max_batch_size,
             max_url_length=client.settings.max_url_length,
         )
-
-        async def one(chunk: list[str]) -> list[Record]:
-            response = await client.get(path, call=self.call, params=[(field, key) for key in chunk])
-            body = response.body
-            return body if isinstance(body, list) else []
-
-        results = await asyncio.gather(*(one(chunk) for chunk in chunks), return_exceptions=True)
-        outcome: list[Any] = []
+        results = await asyncio.gather(
+            *(client.get(path, call=self.call, params=[(field, key) for key in chunk]) for chunk in chunks),
+            return_exceptions=True,
+        )
+        outcome: list[tuple[list[str], JSONResponse | Exception]] = []
         for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
             outcome.append((chunk, result))
         return outcome
 
+    async def _store(self, client: ServiceClient, response: JSONResponse, values: dict[str, Any]) -> None:
+        cache = self._cache_for(client)
+        if cache is None:
+            return
+        lifetime = lifetime_s(response.headers.get("Cache-Control"), client.settings.cache_ttl_ms / 1000)
+        if lifetime is not None:
+            await cache.store(values, lifetime_s=lifetime, stale_s=client.settings.stale_if_error_ms / 1000)
+
     def _batch_by_id(
         self, client: ServiceClient, resource: str
     ) -> Callable[[list[str]], Coroutine[Any, Any, list[Record | None]]]:
+        def key_of(record_id: str) -> str:
+            return entity_key(client.name, resource, record_id)
+
         async def batch_load(keys: list[str]) -> list[Any]:
+            cache = self._cache_for(client)
+            hits = await cache.lookup([key_of(k) for k in keys]) if cache else {}
             found: dict[str, Any] = {}
-            for chunk, result in await self._fetch(client, resource, "id", keys):
+            for key in keys:
+                hit = hits.get(key_of(key))
+                if hit is not None and hit.fresh:
+                    found[key] = hit.value
+            missing = [key for key in keys if key not in found]
+            for chunk, result in await self._fetch(client, resource, "id", missing):
                 if isinstance(result, Exception):
-                    found.update(dict.fromkeys(chunk, result))
+                    for key in chunk:
+                        found[key] = _stale_or(hits.get(key_of(key)), client.name, result)
                     continue
-                for record in result:
+                records = _records(result)
+                for record in records:
                     found[str(record.get("id"))] = record
+                await self._store(client, result, {key_of(str(r.get("id"))): r for r in records})
             return [found.get(key) for key in keys]
 
         return batch_load
@@ -136,19 +166,77 @@ class Loaders:
     def _batch_by_field(
         self, client: ServiceClient, resource: str, field: str
     ) -> Callable[[list[str]], Coroutine[Any, Any, list[list[Record]]]]:
+        def index_of(value: str) -> str:
+            return index_key(client.name, resource, field, value)
+
+        def key_of(record_id: str) -> str:
+            return entity_key(client.name, resource, record_id)
+
         async def batch_load(keys: list[str]) -> list[Any]:
-            groups: dict[str, Any] = {key: [] for key in keys}
+            cache = self._cache_for(client)
+            cached = await self._cached_groups(cache, client.name, keys, index_of, key_of) if cache else {}
+            groups: dict[str, Any] = {key: group for key, (group, fresh) in cached.items() if fresh}
+            missing = [key for key in keys if key not in groups]
             found: list[Record] = []
-            for chunk, result in await self._fetch(client, resource, field, keys):
+            for chunk, result in await self._fetch(client, resource, field, missing):
                 if isinstance(result, Exception):
-                    groups.update(dict.fromkeys(chunk, result))
+                    for key in chunk:
+                        stale = cached.get(key)
+                        groups[key] = stale[0] if stale is not None else result
                     continue
-                for record in result:
-                    group = groups.get(str(record.get(field)))
-                    if isinstance(group, list):
+                records = _records(result)
+                fetched: dict[str, list[Record]] = {key: [] for key in chunk}
+                for record in records:
+                    group = fetched.get(str(record.get(field)))
+                    if group is not None:
                         group.append(record)
-                found.extend(result)
+                groups.update(fetched)
+                found.extend(records)
+                values: dict[str, Any] = {key_of(str(r.get("id"))): r for r in records}
+                values.update({index_of(k): [str(r.get("id")) for r in g] for k, g in fetched.items()})
+                await self._store(client, result, values)
             self.prime(client, resource, found)
             return [groups[key] for key in keys]
 
         return batch_load
+
+    async def _cached_groups(
+        self,
+        cache: EntityCache,
+        service: str,
+        keys: list[str],
+        index_of: Callable[[str], str],
+        key_of: Callable[[str], str],
+    ) -> dict[str, tuple[list[Record], bool]]:
+        """Groups answerable from the cache: key -> (records, all fresh); stale ones are marked."""
+        indexes = await cache.lookup([index_of(key) for key in keys])
+        ids = {record_id for hit in indexes.values() for record_id in hit.value}
+        entities = await cache.lookup([key_of(record_id) for record_id in sorted(ids)])
+        out: dict[str, tuple[list[Record], bool]] = {}
+        for key in keys:
+            index = indexes.get(index_of(key))
+            if index is None:
+                continue
+            hits = [entities.get(key_of(record_id)) for record_id in index.value]
+            if any(hit is None for hit in hits):
+                continue
+            present = [hit for hit in hits if hit is not None]
+            fresh = index.fresh and all(hit.fresh for hit in present)
+            if fresh:
+                out[key] = ([hit.value for hit in present], True)
+            else:
+                age = max([index.age_s, *(hit.age_s for hit in present)])
+                out[key] = ([StaleRecord(hit.value, service=service, age_s=age) for hit in present], False)
+        return out
+
+
+def _records(response: JSONResponse) -> list[Record]:
+    body = response.body
+    return body if isinstance(body, list) else []
+
+
+def _stale_or(hit: Hit | None, service: str, error: Exception) -> Any:
+    """The stale record of ``hit`` when there is one, else ``error`` (failing that key)."""
+    if hit is None:
+        return error
+    return StaleRecord(hit.value, service=service, age_s=hit.age_s)

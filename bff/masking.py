@@ -1,9 +1,13 @@
-"""Mask unexpected errors so no internals reach the client; our coded errors pass through.
+"""Shape errors for clients: mask unexpected ones, pass our coded ones, one error per failed batch.
 
 An error is shown as is when it is a GraphQL syntax or validation error (no original exception) or
 when its original exception is a :class:`~bff.errors.BFFError` (it carries ``extensions.code``).
 Anything else becomes "Internal server error" with ``extensions.code = INTERNAL_SERVER_ERROR`` and
 the request id, so the full traceback can be found in the log.
+
+When a downstream batch fails, every field that waited on it fails with the same exception; the
+client gets one error for it (the first field's path) with ``extensions.affectedFields`` counting
+the fields it nulled, instead of one copy per field.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from bff.errors import BFFError
+from bff.errors import BFFError, DownstreamError
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -27,6 +31,25 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        """Collapse errors sharing one downstream exception, then mask the unexpected ones."""
+        grouped: dict[int, GraphQLError] = {}
+        counts: dict[int, int] = {}
+        kept: list[GraphQLError] = []
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, DownstreamError):
+                key = id(original)
+                counts[key] = counts.get(key, 0) + 1
+                if key in grouped:
+                    continue
+                grouped[key] = error
+            kept.append(error)
+        for key, error in grouped.items():
+            if counts[key] > 1:
+                error.extensions = {**(error.extensions or {}), "affectedFields": counts[key]}
+        return super()._process_errors(kept)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """Return the masked error, keeping the path and locations."""

@@ -9,22 +9,49 @@ Durations are integers in milliseconds (``*_MS``); sizes are in bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
-SERVICE_NAMES: tuple[str, ...] = ("customers", "catalog", "sales", "playlists")
+SERVICE_NAMES: tuple[str, ...] = ("customers", "catalog", "sales", "playlists", "payments")
 """The downstream services the schema resolves through (see DESIGN.md)."""
 
-DEFAULT_SERVICE_PORTS: dict[str, int] = {"customers": 8001, "catalog": 8002, "sales": 8003, "playlists": 8004}
+DEFAULT_SERVICE_PORTS: dict[str, int] = {
+    "customers": 8001,
+    "catalog": 8002,
+    "sales": 8003,
+    "playlists": 8004,
+    "payments": 8005,
+}
 """Where ``bff demo`` runs each demo service; the default service URLs point there."""
 
 PREFIX = "BFF_"
 SERVICE_PREFIX = "BFF_SERVICE_"
 
 Milliseconds = Annotated[int, Field(gt=0, le=3_600_000)]
+
+
+def _comma_list(value: Any) -> Any:
+    """A comma-separated environment value as a tuple of its non-empty, stripped items."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+SecretList = Annotated[tuple[SecretStr, ...], BeforeValidator(_comma_list)]
+"""A list of secrets written as ``s1,s2`` in the environment; never shown in logs or reprs."""
 
 
 class ServiceSettings(BaseModel):
@@ -44,6 +71,26 @@ class ServiceSettings(BaseModel):
     """Most keys a DataLoader puts in one batched GET."""
     max_url_length: Annotated[int, Field(ge=256, le=65_536)] = 2_000
     """Longest URL (bytes) a batched GET may have; batches are split to stay under it."""
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    """Most attempts of one idempotent call (1 turns retries off)."""
+    retry_wait_initial_ms: Annotated[int, Field(ge=0, le=60_000)] = 50
+    """Backoff before the first retry; it doubles per attempt, plus random jitter up to as much."""
+    retry_wait_max_ms: Annotated[int, Field(ge=0, le=60_000)] = 1_000
+    """Longest backoff between two attempts."""
+    retry_after_max_ms: Annotated[int, Field(ge=0, le=3_600_000)] = 5_000
+    """Longest ``Retry-After`` the BFF waits for; a longer one gives up with ``RATE_LIMITED``."""
+    breaker_threshold: Annotated[int, Field(ge=1, le=1_000_000)] = 5
+    """Consecutive failed calls that open the circuit breaker."""
+    breaker_recovery_ms: Milliseconds = 10_000
+    """How long the breaker stays open before it lets one probe call through (half-open)."""
+    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] = 100
+    """Bulkhead: most calls in progress at once; more wait in a queue."""
+    max_queue: Annotated[int, Field(ge=0, le=1_000_000)] = 1_000
+    """Bulkhead: most calls waiting for a slot; beyond it calls fail at once (``DOWNSTREAM_UNAVAILABLE``)."""
+    cache_ttl_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 0
+    """Entity cache lifetime when the service's ``Cache-Control`` gives none; 0 disables the cache."""
+    stale_if_error_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 60_000
+    """How long past its lifetime a cached entity may still be served while the service fails."""
 
     @property
     def base_url(self) -> str:
@@ -69,12 +116,135 @@ class Settings(BaseModel):
     the one ``npm ci --prefix bff/graphiql`` fills."""
     log_level: str = "INFO"
     """Python logging level name (``BFF_LOG_LEVEL``)."""
+    # Protection of the endpoint (issue 4); see README "Protect the endpoint".
+    max_body_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 100_000
+    """Largest request body accepted; larger ones get HTTP 413 (``BFF_MAX_BODY_BYTES``)."""
+    max_tokens: Annotated[int, Field(ge=10, le=1_000_000)] = 5_000
+    """Most lexical tokens in a GraphQL document (``BFF_MAX_TOKENS``)."""
+    max_depth: Annotated[int, Field(ge=1, le=1_000)] = 20
+    """Deepest field nesting of an operation, fragments expanded (``BFF_MAX_DEPTH``); GraphiQL's
+    introspection query is 15 deep."""
+    max_cost: Annotated[int, Field(ge=1, le=1_000_000_000)] = 50_000
+    """Highest cost of an operation per the cost map in ``bff/cost_map.py`` (``BFF_MAX_COST``)."""
+    default_list_size: Annotated[int, Field(ge=1, le=100_000)] = 10
+    """Items a list without a bound counts for in the cost (``BFF_DEFAULT_LIST_SIZE``)."""
+    max_aliases: Annotated[int, Field(ge=0, le=100_000)] = 30
+    """Most aliased fields in a document (``BFF_MAX_ALIASES``)."""
+    max_root_fields: Annotated[int, Field(ge=1, le=100_000)] = 20
+    """Most top-level fields in one operation (``BFF_MAX_ROOT_FIELDS``)."""
+    introspection: bool = True
+    """Answer ``__schema`` and ``__type`` queries (``BFF_INTROSPECTION``); turn off in production."""
+    field_suggestions: bool = True
+    """Keep "Did you mean ...?" hints in error messages (``BFF_FIELD_SUGGESTIONS``)."""
+    auth_required: bool = False
+    """Fields with customer data need a principal (``BFF_AUTH_REQUIRED``); when off, anonymous
+    requests see everything (development only)."""
+    jwt_hs256_secret: SecretStr | None = None
+    """Shared secret of HS256 bearer tokens (``BFF_JWT_HS256_SECRET``); unset: HS256 is refused."""
+    jwt_jwks_file: Path | None = None
+    """A JWKS (JSON) file with the RS256 public keys (``BFF_JWT_JWKS_FILE``)."""
+    jwt_jwks_url: AnyHttpUrl | None = None
+    """A JWKS URL with the RS256 public keys, fetched at start-up and on an unknown ``kid``
+    (``BFF_JWT_JWKS_URL``)."""
+    jwt_issuer: str | None = None
+    """Required ``iss`` of tokens (``BFF_JWT_ISSUER``); unset: not checked."""
+    jwt_audience: str | None = None
+    """Required ``aud`` of tokens (``BFF_JWT_AUDIENCE``); unset: tokens with an ``aud`` are refused."""
+    jwt_leeway_ms: Annotated[int, Field(ge=0, le=600_000)] = 30_000
+    """Clock skew allowed when checking ``exp`` and ``nbf`` (``BFF_JWT_LEEWAY_MS``)."""
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    """API keys as a JSON object: SHA-256 hex digest of the key -> principal ``"employee:<name>"`` or
+    ``"customer:<id>"`` (``BFF_API_KEYS``); clients send the key in ``X-Api-Key``."""
+    forward_authorization: bool = True
+    """Forward the client's ``Authorization`` header to downstream services
+    (``BFF_FORWARD_AUTHORIZATION``)."""
+    rate_limit: str | None = None
+    """Requests allowed per principal (or client IP when anonymous), e.g. ``100/minute``
+    (``BFF_RATE_LIMIT``, the ``limits`` notation); unset: no rate limit."""
+    rate_limit_by_cost: bool = False
+    """Count each operation's cost instead of 1 against the rate limit (``BFF_RATE_LIMIT_BY_COST``)."""
+    rate_limit_storage_url: str = "memory://"
+    """Where rate-limit counters live, a ``limits`` storage URL (``BFF_RATE_LIMIT_STORAGE_URL``), e.g.
+    ``redis://host:6379/0`` to share them between instances."""
+    apq: bool = True
+    """Apollo automatic persisted queries: register and run documents by SHA-256 hash (``BFF_APQ``)."""
+    apq_cache_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    """Most documents the in-process APQ store keeps (``BFF_APQ_CACHE_SIZE``)."""
+    persisted_queries_manifest: Path | None = None
+    """Safelist mode: only documents in this JSON manifest run (``BFF_PERSISTED_QUERIES_MANIFEST``)."""
+    cors_allowed_origins: tuple[str, ...] = ()
+    """Origins (comma-separated) whose pages may call the endpoint and open WebSockets; ``*`` allows
+    any (``BFF_CORS_ALLOWED_ORIGINS``)."""
+    csrf_prevention: bool = False
+    """Refuse requests a browser could send cross-site without a preflight: without a non-simple
+    ``Content-Type`` they need an ``apollo-require-preflight`` or ``x-apollo-operation-name`` header
+    (``BFF_CSRF_PREVENTION``)."""
+    operation_timeout_ms: Milliseconds = 10_000
+    """Deadline of one GraphQL operation; no downstream call outlives it (``BFF_OPERATION_TIMEOUT_MS``)."""
+    cache_max_entries: Annotated[int, Field(ge=0, le=100_000_000)] = 100_000
+    """Most entries the in-process entity cache holds (``BFF_CACHE_MAX_ENTRIES``)."""
     services: dict[str, ServiceSettings]
     """Per-service settings, keyed by the names in :data:`SERVICE_NAMES`."""
+
+    # Mutations, webhooks and subscriptions (issue 5).
+    webhook_secrets: SecretList = ()
+    """Standard Webhooks secrets (``whsec_<base64>``) accepted on ``POST /webhooks/payments``, comma
+    separated (``BFF_WEBHOOK_SECRETS``); several at once while a secret is rotated. Empty: the
+    endpoint answers 503."""
+    webhook_tolerance_s: Annotated[int, Field(ge=1, le=300)] = 300
+    """Most seconds a webhook's timestamp may be off from now (``BFF_WEBHOOK_TOLERANCE_S``); older
+    deliveries are rejected as replays. At most 300, the limit of the ``standardwebhooks`` package."""
+    webhook_max_body_bytes: Annotated[int, Field(ge=1_024, le=10_485_760)] = 65_536
+    """Largest webhook body accepted (``BFF_WEBHOOK_MAX_BODY_BYTES``); larger ones get 413."""
+    webhook_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """Most accepted webhooks waiting to be processed (``BFF_WEBHOOK_QUEUE_SIZE``); past it new
+    ones get 503, so the sender retries later."""
+    idempotency_ttl_s: Annotated[int, Field(ge=1, le=30 * 86_400)] = 86_400
+    """How long idempotency keys and webhook ids are remembered (``BFF_IDEMPOTENCY_TTL_S``)."""
+    idempotency_max_keys: Annotated[int, Field(ge=1, le=100_000_000)] = 100_000
+    """Most idempotency keys and webhook ids remembered in memory (``BFF_IDEMPOTENCY_MAX_KEYS``)."""
+    purchase_max_tracks: Annotated[int, Field(ge=1, le=1_000)] = 50
+    """Most tracks one ``purchaseTracks`` may buy (``BFF_PURCHASE_MAX_TRACKS``)."""
+    subscription_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 256
+    """Events a subscriber may have waiting before it is disconnected as too slow
+    (``BFF_SUBSCRIPTION_QUEUE_SIZE``)."""
+    max_subscriptions_per_connection: Annotated[int, Field(ge=1, le=10_000)] = 100
+    """Most operations one WebSocket connection may run at once
+    (``BFF_MAX_SUBSCRIPTIONS_PER_CONNECTION``)."""
+    ws_connection_init_timeout_ms: Milliseconds = 10_000
+    """Time a WebSocket client has to send ``connection_init`` (``BFF_WS_CONNECTION_INIT_TIMEOUT_MS``)."""
+    ws_keep_alive_interval_ms: Milliseconds = 15_000
+    """Interval of keep-alive messages on legacy ``graphql-ws`` connections
+    (``BFF_WS_KEEP_ALIVE_INTERVAL_MS``)."""
+    sse_subscriptions: bool = True
+    """Serve subscriptions over Server-Sent Events too (``BFF_SSE_SUBSCRIPTIONS``)."""
 
     def service(self, name: str) -> ServiceSettings:
         """Return one service's settings; raises ``KeyError`` for an unknown name."""
         return self.services[name]
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse_many
+
+            parse_many(value)  # ValueError names the problem
+        return value
 
 
 class SettingsError(Exception):

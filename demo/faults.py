@@ -73,6 +73,10 @@ class FaultConfig:
         fail_first: answer ``error_status`` to exactly the next N requests, then recover (>= 0).
         methods: HTTP methods the faults apply to (any case; kept upper-case), or None for all.
         seed: seed of the random source for ``jitter_ms`` and ``error_rate``, or None for a random one.
+        cache_control: ``Cache-Control`` value put on every successful answer instead of json-server's
+            ``no-cache`` (e.g. ``"no-store"`` or ``"max-age=60"``), or None to leave it alone.
+        skip_first: let exactly the next N requests of the named methods through untouched before any
+            fault applies (>= 0); with ``fail_first=1`` it fails only the (N+1)th request.
 
     Raises:
         ValueError: a value is out of range.
@@ -88,6 +92,8 @@ class FaultConfig:
     fail_first: int = 0
     methods: tuple[str, ...] | None = None
     seed: int | None = None
+    cache_control: str | None = None
+    skip_first: int = 0
 
     def __post_init__(self) -> None:
         if not (0 <= self.delay_ms < math.inf and 0 <= self.jitter_ms < math.inf):
@@ -96,8 +102,8 @@ class FaultConfig:
             raise ValueError("error_rate must be between 0 and 1")
         if not 400 <= self.error_status <= 599:
             raise ValueError("error_status must be between 400 and 599")
-        if self.fail_first < 0:
-            raise ValueError("fail_first must be >= 0")
+        if self.fail_first < 0 or self.skip_first < 0:
+            raise ValueError("fail_first and skip_first must be >= 0")
         if self.methods is not None:
             object.__setattr__(self, "methods", tuple(method.upper() for method in self.methods))
 
@@ -162,7 +168,7 @@ def _check_json_field(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number")
         return float(value)
-    if name in ("error_status", "fail_first"):
+    if name in ("error_status", "fail_first", "skip_first"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name} must be an integer")
         return value
@@ -173,6 +179,10 @@ def _check_json_field(name: str, value: Any) -> Any:
     if name in ("hang", "reset"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be a boolean")
+        return value
+    if name == "cache_control":
+        if value is not None and not isinstance(value, str):
+            raise ValueError("cache_control must be a string or null")
         return value
     if name == "retry_after":
         # An integer is accepted because it is the common form of the header (delay in seconds).
@@ -188,7 +198,7 @@ def _parse_env_field(name: str, raw: str) -> Any:
     """Return one environment variable's value in the type ``FaultConfig`` wants, or raise ValueError."""
     if name in ("delay_ms", "jitter_ms", "error_rate"):
         return float(raw)
-    if name in ("error_status", "fail_first"):
+    if name in ("error_status", "fail_first", "skip_first"):
         return int(raw)
     if name == "seed":
         return int(raw) if raw else None
@@ -198,7 +208,7 @@ def _parse_env_field(name: str, raw: str) -> Any:
         if raw.lower() in _FALSE:
             return False
         raise ValueError("expected one of 1/true/yes/on or 0/false/no/off")
-    if name == "retry_after":
+    if name in ("retry_after", "cache_control"):
         return raw or None
     methods = tuple(method.strip() for method in raw.split(",") if method.strip())
     return methods or None
@@ -225,6 +235,7 @@ class FaultInjector:
         """Replace the config, restart the ``fail_first`` budget and re-seed the random source."""
         self._config = config
         self._remaining = config.fail_first
+        self._skip = config.skip_first
         self._random = random.Random(config.seed)
 
     def snapshot(self) -> dict[str, Any]:
@@ -239,6 +250,9 @@ class FaultInjector:
         """Apply the faults to one request: return the response to send instead, or None to go on."""
         config = self._config
         if not config.applies_to(request.method):
+            return None
+        if self._skip > 0:
+            self._skip -= 1
             return None
         delay_ms = config.delay_ms
         if config.jitter_ms:
@@ -295,10 +309,15 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Apply the app's faults (under ``FAULTS``) to every request except the admin endpoints."""
     if is_admin_path(request.path):
         return await handler(request)
-    injected = await request.app[FAULTS].inject(request)
+    faults = request.app[FAULTS]
+    injected = await faults.inject(request)
     if injected is not None:
         return injected
-    return await handler(request)
+    response = await handler(request)
+    cache_control = faults.config.cache_control
+    if cache_control is not None and response.status < 400 and not response.prepared:
+        response.headers["Cache-Control"] = cache_control
+    return response
 
 
 _NO_STORE: Final = {"Cache-Control": "no-store"}

@@ -285,13 +285,18 @@ def _item(
 
 
 def create_service_app(
-    name: str, resources: Mapping[str, Sequence[Record]], *, faults: FaultConfig | None = None
+    name: str,
+    resources: Mapping[str, Sequence[Record]],
+    *,
+    faults: FaultConfig | None = None,
+    routes: Sequence[web.RouteDef] = (),
 ) -> web.Application:
     """Return an aiohttp app serving ``resources`` (name -> records with an ``id``) like json-server.
 
     The records are deep-copied, so apps never share state and the caller's data is never changed.
     ``name`` is the service's name (``"catalog"``), stored under ``SERVICE_NAME``; ``faults`` is the
-    initial fault config, changeable at run time through ``/_faults``.
+    initial fault config, changeable at run time through ``/_faults``. ``routes`` are served before
+    the json-server routes (a service with behaviour of its own, such as the demo payments service).
 
     Raises:
         ValueError: a resource name contains ``/``, or two records of a resource share an id.
@@ -301,6 +306,7 @@ def create_service_app(
     app[STORE] = ResourceStore(resources)
     setup_stats(app)
     setup_faults(app, faults)
+    app.router.add_routes(routes)
     app.router.add_route("*", "/{path:.*}", _dispatch)
     app.on_response_prepare.append(_add_no_cache)
     return app

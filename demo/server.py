@@ -1,6 +1,6 @@
 """Start the demo services on TCP ports: one aiohttp server per Chinook service, stopped together.
 
-``bff demo`` serves them on ``DEMO_PORTS``; tests pass port 0 for ephemeral ports and read the bound
+``bff demo`` serves them on ``ALL_PORTS``; tests pass port 0 for ephemeral ports and read the bound
 URLs back::
 
     async with await start_services(ports={"catalog": 0}) as services:
@@ -15,11 +15,15 @@ from typing import Final
 
 from aiohttp import web
 
-from demo.chinook import DEMO_PORTS, SERVICES, Record, load_chinook, service_data
+from demo.chinook import DEMO_PORTS, Record, load_chinook, service_data
 from demo.faults import FaultConfig
+from demo.payments import PAYMENTS_PORT, PAYMENTS_SERVICE, PaymentsConfig, create_payments_app
 from demo.rest import create_service_app
 
-__all__ = ["SHUTDOWN_TIMEOUT_S", "DemoServices", "start_services"]
+__all__ = ["ALL_PORTS", "SHUTDOWN_TIMEOUT_S", "DemoServices", "start_services"]
+
+ALL_PORTS: Final = {**DEMO_PORTS, PAYMENTS_SERVICE: PAYMENTS_PORT}
+"""Every demo service and its ``bff demo`` port: the Chinook services and the payments service."""
 
 SHUTDOWN_TIMEOUT_S: Final = 0.5
 """How long ``close()`` waits for requests in flight before cancelling them, in seconds."""
@@ -62,22 +66,25 @@ async def start_services(
     *,
     faults: Mapping[str, FaultConfig] | None = None,
     data: dict[str, list[Record]] | None = None,
+    payments: PaymentsConfig | None = None,
 ) -> DemoServices:
     """Start the services named in ``ports`` (service -> TCP port, 0 for any free one) on ``host``.
 
-    ``ports`` defaults to ``DEMO_PORTS`` (every service). ``faults`` gives services an initial fault
+    ``ports`` defaults to ``ALL_PORTS`` (every service). ``faults`` gives services an initial fault
     config; ``data`` is the Chinook data (resource -> records) to serve instead of a fresh load. Each
     service copies its own resources, so services never share state with each other or with ``data``.
+    ``payments`` configures the payments service (see :mod:`demo.payments`; its app's ``PAYMENTS``
+    can change it later, e.g. to point its webhooks at a BFF started afterwards).
 
     Raises:
         ValueError: ``ports`` or ``faults`` names an unknown service, or ``faults`` one not started.
         OSError: a port cannot be bound; the services started so far are stopped first.
     """
-    ports = DEMO_PORTS if ports is None else ports
+    ports = ALL_PORTS if ports is None else ports
     faults = faults or {}
-    unknown = sorted(set(ports) - set(SERVICES))
+    unknown = sorted(set(ports) - set(ALL_PORTS))
     if unknown:
-        raise ValueError(f"unknown services: {', '.join(unknown)} (known: {', '.join(SERVICES)})")
+        raise ValueError(f"unknown services: {', '.join(unknown)} (known: {', '.join(ALL_PORTS)})")
     not_started = sorted(set(faults) - set(ports))
     if not_started:
         raise ValueError(f"faults given for services not started: {', '.join(not_started)}")
@@ -86,7 +93,10 @@ async def start_services(
     services = DemoServices({}, {}, runners)
     try:
         for service, port in ports.items():
-            app = create_service_app(service, service_data(service, source), faults=faults.get(service))
+            if service == PAYMENTS_SERVICE:
+                app = create_payments_app(config=payments, faults=faults.get(service))
+            else:
+                app = create_service_app(service, service_data(service, source), faults=faults.get(service))
             runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
             await runner.setup()
             runners.append(runner)

@@ -4,14 +4,15 @@
 string), before any fault is injected; the admin endpoints themselves are not counted. The endpoint is
 the same as ``demo/jsonserver/counter.js`` adds to real json-server, so tests read both alike::
 
-    GET    /_stats   200 {"total": 4, "requests": {"GET /tracks": 3, "GET /albums/1": 1}}
+    GET    /_stats   200 {"total": 4, "requests": {"GET /tracks": 3, "GET /albums/1": 1},
+                          "recent": ["GET /tracks?id=1&id=2", ...]}  (the last 100 requests, with query)
     DELETE /_stats   200 {"total": 0, "requests": {}}  (resets the counts)
     other methods    405 {"error": "method not allowed"}
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from demo.faults import is_admin_path
 __all__ = ["STATS", "STATS_PATH", "RequestStats", "setup_stats", "stats_middleware"]
 
 STATS_PATH: Final = "/_stats"
+RECENT: Final = 100
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -31,15 +33,17 @@ class RequestStats:
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        self._recent: deque[str] = deque(maxlen=RECENT)
 
     @property
     def total(self) -> int:
         """How many requests were counted since the last reset."""
         return self._counts.total()
 
-    def count(self, method: str, path: str) -> None:
-        """Count one request, e.g. ``count("GET", "/tracks")``."""
+    def count(self, method: str, path: str, query: str = "") -> None:
+        """Count one request, e.g. ``count("GET", "/tracks", "id=1&id=2")``."""
         self._counts[f"{method} {path}"] += 1
+        self._recent.append(f"{method} {path}?{query}" if query else f"{method} {path}")
 
     def get(self, key: str) -> int:
         """Return the count of one ``"<METHOD> <path>"`` key, 0 if never seen."""
@@ -48,10 +52,11 @@ class RequestStats:
     def reset(self) -> None:
         """Forget every count."""
         self._counts.clear()
+        self._recent.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """Return the JSON body of ``GET /_stats``."""
-        return {"total": self.total, "requests": dict(self._counts)}
+        return {"total": self.total, "requests": dict(self._counts), "recent": list(self._recent)}
 
 
 STATS: Final = web.AppKey("stats", RequestStats)
@@ -61,7 +66,8 @@ STATS: Final = web.AppKey("stats", RequestStats)
 async def stats_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count the request in the app's ``RequestStats`` (under ``STATS``), then handle it."""
     if not is_admin_path(request.path):
-        request.app[STATS].count(request.method, request.raw_path.split("?", 1)[0])
+        path, _, query = request.raw_path.partition("?")
+        request.app[STATS].count(request.method, path, query)
     return await handler(request)
 
 

@@ -9,7 +9,7 @@ import strawberry
 from bff.loaders import Record
 from resolvers import catalog as catalog_service
 from schema import relay
-from schema.common import Info, money, ref
+from schema.common import Info, money, node, nodes, ref
 
 
 @strawberry.type
@@ -52,7 +52,7 @@ class Artist:
 
     @strawberry.field(description="The artist's albums.")
     async def albums(self, info: Info) -> list[Album]:
-        return [Album.from_record(r) for r in await catalog_service.albums_of_artist(info.context, self.id)]
+        return nodes(info, Album.from_record, await catalog_service.albums_of_artist(info.context, self.id))
 
 
 @strawberry.type
@@ -73,11 +73,11 @@ class Album:
     @strawberry.field(description="The album's artist.")
     async def artist(self, info: Info) -> Artist | None:
         record = await catalog_service.artist(info.context, self.artist_id)
-        return None if record is None else Artist.from_record(record)
+        return node(info, Artist.from_record, record)
 
     @strawberry.field(description="The album's tracks.")
     async def tracks(self, info: Info) -> list[Track]:
-        return [Track.from_record(r) for r in await catalog_service.tracks_of_album(info.context, self.id)]
+        return nodes(info, Track.from_record, await catalog_service.tracks_of_album(info.context, self.id))
 
 
 @strawberry.type
@@ -112,17 +112,17 @@ class Track:
     @strawberry.field(description="The album the track is on.")
     async def album(self, info: Info) -> Album | None:
         record = await catalog_service.album(info.context, self.album_id)
-        return None if record is None else Album.from_record(record)
+        return node(info, Album.from_record, record)
 
     @strawberry.field(description="The track's genre.")
     async def genre(self, info: Info) -> Genre | None:
         record = await catalog_service.genre(info.context, self.genre_id)
-        return None if record is None else Genre.from_record(record)
+        return node(info, Genre.from_record, record)
 
     @strawberry.field(description="The track's file format.")
     async def media_type(self, info: Info) -> MediaType | None:
         record = await catalog_service.media_type(info.context, self.media_type_id)
-        return None if record is None else MediaType.from_record(record)
+        return node(info, MediaType.from_record, record)
 
 
 @strawberry.type
@@ -132,7 +132,7 @@ class Query:
     @strawberry.field(description="One artist by id; null when there is none.")
     async def artist(self, info: Info, id: strawberry.ID) -> Artist | None:
         record = await catalog_service.artist(info.context, id)
-        return None if record is None else Artist.from_record(record)
+        return node(info, Artist.from_record, record)
 
     @strawberry.field(description="Artists, a page at a time; `search` matches any text field.")
     async def artists(
@@ -145,12 +145,12 @@ class Query:
     @strawberry.field(description="One album by id; null when there is none.")
     async def album(self, info: Info, id: strawberry.ID) -> Album | None:
         record = await catalog_service.album(info.context, id)
-        return None if record is None else Album.from_record(record)
+        return node(info, Album.from_record, record)
 
     @strawberry.field(description="One track by id; null when there is none.")
     async def track(self, info: Info, id: strawberry.ID) -> Track | None:
         record = await catalog_service.track(info.context, id)
-        return None if record is None else Track.from_record(record)
+        return node(info, Track.from_record, record)
 
     @strawberry.field(description="Tracks, a page at a time; optionally of one genre and matching `search`.")
     async def tracks(
@@ -169,4 +169,4 @@ class Query:
 
     @strawberry.field(description="Every genre.")
     async def genres(self, info: Info) -> list[Genre]:
-        return [Genre.from_record(r) for r in await catalog_service.genres(info.context)]
+        return nodes(info, Genre.from_record, await catalog_service.genres(info.context))

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from bff.loaders import Record
+from bff.permissions import OwnCustomerData
 from resolvers import customers as customers_service
 from resolvers import sales as sales_service
 from schema import relay
-from schema.common import Info, ref
+from schema.common import Info, node, nodes, ref
 
 if TYPE_CHECKING:
     from schema.sales import Invoice
@@ -46,14 +47,12 @@ class Employee:
     @strawberry.field(description="The employee's manager; null for the top of the hierarchy.")
     async def reports_to(self, info: Info) -> Employee | None:
         record = await customers_service.employee(info.context, self.reports_to_id)
-        return None if record is None else Employee.from_record(record)
+        return node(info, Employee.from_record, record)
 
     @strawberry.field(description="The customers this employee is the support representative of.")
     async def customers(self, info: Info) -> list[Customer]:
-        return [
-            Customer.from_record(r)
-            for r in await customers_service.customers_of_employee(info.context, self.id)
-        ]
+        records = await customers_service.customers_of_employee(info.context, self.id)
+        return nodes(info, Customer.from_record, records)
 
 
 @strawberry.type
@@ -63,7 +62,10 @@ class Customer:
     id: strawberry.ID
     first_name: str
     last_name: str
-    email: str
+    email: str | None = strawberry.field(
+        permission_classes=[OwnCustomerData],
+        description="Only the customer and employees may see it (null with FORBIDDEN for others).",
+    )
     company: str | None
     country: str | None
     city: str | None
@@ -86,20 +88,18 @@ class Customer:
     @strawberry.field(description="The employee who looks after this customer.")
     async def support_rep(self, info: Info) -> Employee | None:
         record = await customers_service.employee(info.context, self.support_rep_id)
-        return None if record is None else Employee.from_record(record)
+        return node(info, Employee.from_record, record)
 
-    @strawberry.field(description="The customer's invoices, oldest first.")
-    async def invoices(self, info: Info) -> list[Annotated[Invoice, strawberry.lazy("schema.sales")]]:
+    @strawberry.field(
+        description="The customer's invoices, oldest first; only the customer and employees may see them.",
+        permission_classes=[OwnCustomerData],
+    )
+    async def invoices(self, info: Info) -> list[Annotated[Invoice, strawberry.lazy("schema.sales")]] | None:
         from schema.sales import Invoice
 
-        return [
-            Invoice.from_record(r) for r in await sales_service.invoices_of_customer(info.context, self.id)
-        ]
-
-
-def customer_or_none(record: Record | None) -> Customer | None:
-    """A ``Customer`` for a record, or ``None`` for a missing one."""
-    return None if record is None else Customer.from_record(record)
+        return nodes(
+            info, Invoice.from_record, await sales_service.invoices_of_customer(info.context, self.id)
+        )
 
 
 @strawberry.type
@@ -108,7 +108,7 @@ class Query:
 
     @strawberry.field(description="One customer by id; null when there is none.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        return customer_or_none(await customers_service.customer(info.context, id))
+        return node(info, Customer.from_record, await customers_service.customer(info.context, id))
 
     @strawberry.field(description="Customers, a page at a time; optionally only those of one country.")
     async def customers(
@@ -127,4 +127,4 @@ class Query:
     @strawberry.field(description="One employee by id; null when there is none.")
     async def employee(self, info: Info, id: strawberry.ID) -> Employee | None:
         record: Any = await customers_service.employee(info.context, id)
-        return None if record is None else Employee.from_record(record)
+        return node(info, Employee.from_record, record)

@@ -8,7 +8,7 @@ from bff.loaders import Record
 from resolvers import playlists as playlists_service
 from schema import relay
 from schema.catalog import Track
-from schema.common import Info
+from schema.common import Info, node, nodes
 
 
 @strawberry.type
@@ -25,9 +25,9 @@ class Playlist:
 
     @strawberry.field(description="The tracks on the playlist, in playlist order.")
     async def tracks(self, info: Info) -> list[Track]:
-        return [
-            Track.from_record(r) for r in await playlists_service.tracks_of_playlist(info.context, self.id)
-        ]
+        return nodes(
+            info, Track.from_record, await playlists_service.tracks_of_playlist(info.context, self.id)
+        )
 
 
 @strawberry.type
@@ -37,7 +37,7 @@ class Query:
     @strawberry.field(description="One playlist by id; null when there is none.")
     async def playlist(self, info: Info, id: strawberry.ID) -> Playlist | None:
         record = await playlists_service.playlist(info.context, id)
-        return None if record is None else Playlist.from_record(record)
+        return node(info, Playlist.from_record, record)
 
     @strawberry.field(description="Playlists, a page at a time.")
     async def playlists(

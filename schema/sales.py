@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from bff.loaders import Record
+from bff.permissions import check_customer_access
 from resolvers import catalog as catalog_service
 from resolvers import customers as customers_service
 from resolvers import sales as sales_service
 from schema.catalog import Track
-from schema.common import Info, money, ref, timestamp
+from schema.common import Info, money, node, nodes, ref, timestamp
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -44,15 +45,17 @@ class Invoice:
 
     @strawberry.field(description="Who bought.")
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
-        from schema.customers import customer_or_none
+        from schema.customers import Customer
 
-        return customer_or_none(await customers_service.customer(info.context, self.customer_id))
+        return node(
+            info, Customer.from_record, await customers_service.customer(info.context, self.customer_id)
+        )
 
     @strawberry.field(description="What was bought.")
     async def lines(self, info: Info) -> list[InvoiceLine]:
-        return [
-            InvoiceLine.from_record(r) for r in await sales_service.lines_of_invoice(info.context, self.id)
-        ]
+        return nodes(
+            info, InvoiceLine.from_record, await sales_service.lines_of_invoice(info.context, self.id)
+        )
 
 
 @strawberry.type
@@ -79,19 +82,20 @@ class InvoiceLine:
     @strawberry.field(description="The track bought.")
     async def track(self, info: Info) -> Track | None:
         record = await catalog_service.track(info.context, self.track_id)
-        return None if record is None else Track.from_record(record)
+        return node(info, Track.from_record, record)
 
     @strawberry.field(description="The invoice this line is on.")
     async def invoice(self, info: Info) -> Invoice | None:
         record = await sales_service.invoice(info.context, self.invoice_id)
-        return None if record is None else Invoice.from_record(record)
+        return node(info, Invoice.from_record, record)
 
 
 @strawberry.type
 class Query:
     """Sales service queries."""
 
-    @strawberry.field(description="One invoice by id; null when there is none.")
+    @strawberry.field(description="One invoice by id; null when there is none. Customers see only their own.")
     async def invoice(self, info: Info, id: strawberry.ID) -> Invoice | None:
         record = await sales_service.invoice(info.context, id)
-        return None if record is None else Invoice.from_record(record)
+        check_customer_access(info.context, None if record is None else ref(record.get("customerId")))
+        return node(info, Invoice.from_record, record)

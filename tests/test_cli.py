@@ -112,9 +112,7 @@ async def test_demo_runs_services_and_bff() -> None:
 )
 def test_bad_settings_exit_2_with_one_line(env: dict[str, str], variable: str) -> None:
     """A bad setting stops start-up with exit code 2 and one stderr line naming the variable."""
-    result = subprocess.run(
-        [*BFF, "serve"], env=clean_env(**env), capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([*BFF, "serve"], env=clean_env(**env), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from bff.downstream.breaker import CircuitBreaker
+from bff.downstream.bulkhead import Bulkhead
 from bff.downstream.call import Call
 from bff.downstream.errors import map_status, map_transport_error
-from bff.errors import DownstreamError
+from bff.downstream.inflight import InFlight
+from bff.downstream.retry import with_retries
+from bff.errors import DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "X-Request-Id"
 """Header that carries the BFF's request id to every downstream call, for log correlation."""
+
+WAITER_GRACE_S = 0.05
+"""How much later than a request's deadline the callers sharing it stop waiting (seconds)."""
 
 Params = Sequence[tuple[str, str]]
 """Query parameters as ordered pairs; a key may repeat (``[("id", "1"), ("id", "2")]``)."""
@@ -34,8 +43,9 @@ class JSONResponse:
 class ServiceClient:
     """Calls one downstream service; JSON in and out, errors mapped to :mod:`bff.errors`.
 
-    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). The client owns
-    its connection pool: call :meth:`aclose` once (the app's cleanup context does).
+    Owns the service's connection pool, circuit breaker, bulkhead and in-flight table, all shared
+    by every operation of the app. ``transport`` replaces the network (``httpx.MockTransport`` in
+    unit tests). Call :meth:`aclose` once (the app's cleanup context does).
     """
 
     def __init__(
@@ -58,6 +68,13 @@ class ServiceClient:
             headers={"Accept": "application/json"},
             transport=transport,
         )
+        self._inflight: InFlight[JSONResponse] = InFlight()
+        self._bulkhead = Bulkhead(
+            name, max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
+        )
+        self._breaker = CircuitBreaker(
+            name, threshold=settings.breaker_threshold, recovery_s=settings.breaker_recovery_ms / 1000
+        )
 
     def url_length(self, path: str, params: Params) -> int:
         """Length in bytes of the full URL a GET of ``path`` with ``params`` would use."""
@@ -73,24 +90,68 @@ class ServiceClient:
         params: Params | None = None,
         json_body: Any = None,
     ) -> JSONResponse:
-        """Send one request and return the parsed JSON answer.
+        """Send one request through the resilience pipeline and return the parsed JSON answer.
 
         ``path`` is relative to the service URL (``/tracks``); ``call`` says which operation the
-        request is made for (request id and forwarded headers). Raises a
+        request is made for (request id, forwarded headers, deadline). The pipeline, outermost
+        first: in-flight de-duplication (GET only) -> bulkhead -> circuit breaker -> retries
+        (idempotent methods only) -> deadline -> httpx. Raises a
         :class:`~bff.errors.DownstreamError` subclass: ``NOT_FOUND`` (404), ``RATE_LIMITED`` (429),
-        ``DOWNSTREAM_UNAVAILABLE`` (502/503/504, refused or reset), ``DOWNSTREAM_TIMEOUT``,
+        ``DOWNSTREAM_UNAVAILABLE`` (502/503/504, refused, reset, bulkhead full),
+        ``DOWNSTREAM_TIMEOUT`` (timeouts and the operation deadline), ``CIRCUIT_OPEN``,
         ``DOWNSTREAM_ERROR`` (any other error status or a body that is not JSON).
         """
-        try:
-            response = await self._http.request(
-                method,
-                path,
-                params=list(params) if params else None,
-                json=json_body,
-                headers=[*call.headers, (REQUEST_ID_HEADER, call.request_id)],
+        pairs = tuple(params) if params else ()
+
+        def attempt() -> Awaitable[JSONResponse]:
+            return self._send(method, path, call, pairs, json_body)
+
+        def guarded() -> Awaitable[JSONResponse]:
+            return self._bulkhead.call(
+                lambda: self._breaker.call(
+                    lambda: with_retries(method, self.settings, call.deadline, attempt)
+                )
             )
-        except httpx.TransportError as exc:
-            raise map_transport_error(self.name, exc) from exc
+
+        # The waiters' bound is a little later than the request's own: the request then ends by its
+        # deadline and closes its connection, instead of being cancelled twice mid-cleanup, which
+        # leaves httpcore's connection open and marked active.
+        async with self._deadline(call, grace_s=WAITER_GRACE_S):
+            if method == "GET":
+                return await self._inflight.run((path, pairs, call.headers), guarded)
+            return await guarded()
+
+    @asynccontextmanager
+    async def _deadline(self, call: Call, *, grace_s: float = 0.0) -> AsyncIterator[None]:
+        """Bound the block by the operation deadline (plus ``grace_s``); past it, ``DOWNSTREAM_TIMEOUT``."""
+        if call.deadline is None:
+            yield
+            return
+        if call.deadline <= asyncio.get_running_loop().time():
+            raise DownstreamTimeout(
+                f"{self.name} service not called: the operation deadline has passed", service=self.name
+            )
+        try:
+            async with asyncio.timeout_at(call.deadline + grace_s):
+                yield
+        except TimeoutError:
+            raise DownstreamTimeout(
+                f"{self.name} service did not answer before the operation deadline", service=self.name
+            ) from None
+
+    async def _send(self, method: str, path: str, call: Call, params: Params, json_body: Any) -> JSONResponse:
+        """One HTTP exchange under the deadline, with failures mapped to the error tree."""
+        async with self._deadline(call):
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=list(params) if params else None,
+                    json=json_body,
+                    headers=[*call.headers, (REQUEST_ID_HEADER, call.request_id)],
+                )
+            except httpx.TransportError as exc:
+                raise map_transport_error(self.name, exc) from exc
         error = map_status(self.name, response)
         if error is not None:
             raise error
@@ -103,6 +164,10 @@ class ServiceClient:
                 status=response.status_code,
             ) from exc
         return JSONResponse(response.status_code, response.headers, body)
+
+    async def breaker_state(self) -> str:
+        """The circuit breaker's state: ``closed``, ``open`` or ``half-open``."""
+        return await self._breaker.state()
 
     async def get(self, path: str, *, call: Call, params: Params | None = None) -> JSONResponse:
         """``GET path``; see :meth:`request`."""

@@ -131,7 +131,11 @@ async def test_faulted_requests_are_counted(catalog: httpx.AsyncClient) -> None:
     await set_faults(catalog, fail_first=1)
     await catalog.get("/genres/1")
     await catalog.get("/genres/1")
-    assert (await catalog.get("/_stats")).json() == {"total": 2, "requests": {"GET /genres/1": 2}}
+    assert (await catalog.get("/_stats")).json() == {
+        "total": 2,
+        "requests": {"GET /genres/1": 2},
+        "recent": ["GET /genres/1", "GET /genres/1"],
+    }
 
 
 async def test_admin_put_get_delete(catalog: httpx.AsyncClient) -> None:

@@ -273,12 +273,17 @@ async def test_stats_count_requests_and_reset(services: DemoServices, catalog: h
     assert stats.json() == {
         "total": 4,
         "requests": {"GET /tracks": 2, "GET /tracks/1": 1, "GET /tracks/999999": 1},
+        "recent": ["GET /tracks?id=1&id=2", "GET /tracks?albumId=3", "GET /tracks/1", "GET /tracks/999999"],
     }
     async with httpx.AsyncClient(trust_env=False) as client:
-        assert (await client.get(f"{services.urls['sales']}/_stats")).json() == {"total": 0, "requests": {}}
+        assert (await client.get(f"{services.urls['sales']}/_stats")).json() == {
+            "total": 0,
+            "requests": {},
+            "recent": [],
+        }
     reset = await catalog.delete("/_stats")
     assert reset.status_code == 200
-    assert (await catalog.get("/_stats")).json() == {"total": 0, "requests": {}}
+    assert (await catalog.get("/_stats")).json() == {"total": 0, "requests": {}, "recent": []}
 
 
 async def test_stats_allows_only_get_and_delete(catalog: httpx.AsyncClient) -> None:

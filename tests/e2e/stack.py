@@ -22,6 +22,8 @@ class Stack:
     graphql_url: str
     service_urls: dict[str, str]
     http: httpx.AsyncClient
+    app: web.Application | None = None
+    """The BFF's app, to look at its state (event bus, idempotency store) from a test."""
 
     async def post(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST one operation as JSON and return the decoded response body."""
@@ -57,13 +59,15 @@ async def run_bff(name: str, service_urls: Mapping[str, str], **environ: str) ->
     env = {f"BFF_SERVICE_{service.upper()}_URL": url for service, url in service_urls.items()}
     env.update(environ)
     settings = load_settings(env, host="127.0.0.1", port=0)
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=1.0)
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = next(address[1] for address in runner.addresses if isinstance(address, tuple))
         async with httpx.AsyncClient(timeout=30.0) as http:
-            yield Stack(name, f"http://127.0.0.1:{port}{settings.graphql_path}", dict(service_urls), http)
+            graphql_url = f"http://127.0.0.1:{port}{settings.graphql_path}"
+            yield Stack(name, graphql_url, dict(service_urls), http, app)
     finally:
         await runner.cleanup()

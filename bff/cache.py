@@ -1,0 +1,160 @@
+"""The entity cache: downstream records kept across operations, keyed by service, resource and id.
+
+Entries are of two kinds: an entity (``catalog/tracks/3`` -> the record) and an index
+(``sales/invoices?customerId=1`` -> the ids of the matching records), so a by-foreign-key load can be
+answered from the cache too. A batch looks every key up first and fetches only the misses.
+
+Lifetime (RFC 9111 §5.2.2 directives, from the batch response's ``Cache-Control``): ``no-store`` or
+``private`` -> not stored (the BFF is a shared cache); ``s-maxage`` or else ``max-age`` -> that many
+seconds; otherwise the service's ``cache_ttl_ms``. A service whose ``cache_ttl_ms`` is 0 is not
+cached at all. ``no-cache`` (which json-server sends on every answer) is treated as giving no
+lifetime: revalidating every entity would cost the request the cache is there to save.
+
+An entry is kept ``stale_if_error_ms`` past its lifetime (RFC 5861 ``stale-if-error`` semantics):
+while the service fails, such a stale entry is served and the response says so.
+
+Storage is a protocol: :class:`MemoryStorage` (cachetools ``TLRUCache``, bounded, per-entry expiry)
+is the in-process default; a Redis implementation fits behind the same three methods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cachetools import TLRUCache
+
+__all__ = [
+    "CacheStorage",
+    "EntityCache",
+    "Entry",
+    "Hit",
+    "MemoryStorage",
+    "entity_key",
+    "index_key",
+    "lifetime_s",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A cached value, when it was stored and until when it is fresh (wall-clock seconds)."""
+
+    value: Any
+    stored_at: float
+    fresh_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A lookup result: the value, its age in seconds, and whether it is still fresh."""
+
+    value: Any
+    age_s: float
+    fresh: bool
+
+
+class CacheStorage(Protocol):
+    """Where entries live. Keys are strings; ``keep_until`` is when the storage may drop an entry."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | None]: ...
+
+    async def set_many(self, entries: Mapping[str, Entry], *, keep_until: float) -> None: ...
+
+    async def delete_many(self, keys: Sequence[str]) -> None: ...
+
+
+class MemoryStorage:
+    """In-process storage of at most ``max_entries`` entries (least recently used dropped first)."""
+
+    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.time) -> None:
+        self._cache: TLRUCache[str, tuple[Entry, float]] = TLRUCache(
+            maxsize=max(max_entries, 1), ttu=lambda _key, value, _now: value[1], timer=clock
+        )
+        self._enabled = max_entries > 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        """The entries of ``keys`` (``None`` where absent or expired)."""
+        out: list[Entry | None] = []
+        for key in keys:
+            kept = self._cache.get(key)
+            out.append(None if kept is None else kept[0])
+        return out
+
+    async def set_many(self, entries: Mapping[str, Entry], *, keep_until: float) -> None:
+        """Store ``entries`` until ``keep_until``."""
+        if self._enabled:
+            for key, entry in entries.items():
+                self._cache[key] = (entry, keep_until)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Drop ``keys``; absent keys are ignored."""
+        for key in keys:
+            self._cache.pop(key, None)
+
+
+def entity_key(service: str, resource: str, record_id: str) -> str:
+    """The key of one record: ``service/resource/id``."""
+    return f"{service}/{resource}/{record_id}"
+
+
+def index_key(service: str, resource: str, field: str, value: str) -> str:
+    """The key of the ids of the records whose ``field`` is ``value``: ``service/resource?field=value``."""
+    return f"{service}/{resource}?{field}={value}"
+
+
+def lifetime_s(cache_control: str | None, default_s: float) -> float | None:
+    """Seconds a response may be cached for, or ``None`` when it must not be stored (see module doc)."""
+    if default_s <= 0:
+        return None
+    directives: dict[str, str | None] = {}
+    for part in (cache_control or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            directives[name.lower()] = value.strip('"') or None
+    if "no-store" in directives or "private" in directives:
+        return None
+    for name in ("s-maxage", "max-age"):
+        given = directives.get(name)
+        if given is not None and given.isdigit():
+            seconds = float(given)
+            return seconds if seconds > 0 else None
+    return default_s
+
+
+class EntityCache:
+    """Looks entries up with their freshness, stores them with a lifetime, and invalidates them."""
+
+    def __init__(self, storage: CacheStorage, *, clock: Callable[[], float] = time.time) -> None:
+        self.storage = storage
+        self._clock = clock
+
+    async def lookup(self, keys: Sequence[str]) -> dict[str, Hit]:
+        """The hits among ``keys`` (fresh or stale-but-kept); misses are absent."""
+        if not keys:
+            return {}
+        now = self._clock()
+        entries = await self.storage.get_many(keys)
+        return {
+            key: Hit(entry.value, max(0.0, now - entry.stored_at), now < entry.fresh_until)
+            for key, entry in zip(keys, entries, strict=True)
+            if entry is not None
+        }
+
+    async def store(self, values: Mapping[str, Any], *, lifetime_s: float, stale_s: float) -> None:
+        """Store ``values`` fresh for ``lifetime_s`` seconds and kept ``stale_s`` seconds longer."""
+        if not values:
+            return
+        now = self._clock()
+        fresh_until = now + lifetime_s
+        entries = {key: Entry(value, now, fresh_until) for key, value in values.items()}
+        await self.storage.set_many(entries, keep_until=fresh_until + stale_s)
+
+    async def invalidate(self, keys: Sequence[str]) -> None:
+        """Forget ``keys`` (build them with :func:`entity_key` and :func:`index_key`)."""
+        await self.storage.delete_many(keys)

@@ -1,0 +1,78 @@
+"""A circuit breaker per service: purgatory's state machine plus a single half-open probe.
+
+States (Nygard, *Release It!*): closed (calls flow; consecutive failures are counted), open (calls
+fail at once with ``CIRCUIT_OPEN`` and never reach the service), half-open (after the recovery time
+one probe call goes through; success closes the breaker, failure opens it again). purgatory lets
+every concurrent call through while half-open, so this wrapper admits exactly one probe and fails
+the others fast.
+
+A failure is a transport error, a timeout, or a 5xx answer. 4xx answers (404 included) and 429
+(the service is up and asks us to slow down; retries handle it) do not count, nor does a call
+cancelled by its caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+
+from bff.errors import CircuitOpen, DownstreamError, RateLimited
+
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+def _is_client_side(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimited) or (
+        isinstance(exc, DownstreamError) and exc.status is not None and exc.status < 500
+    )
+
+
+class CircuitBreaker:
+    """Breaker of one service. ``threshold`` consecutive failures open it for ``recovery_s`` seconds."""
+
+    def __init__(self, service: str, *, threshold: int, recovery_s: float) -> None:
+        self.service = service
+        self.recovery_s = recovery_s
+        self._factory = AsyncCircuitBreakerFactory(
+            default_threshold=threshold,
+            default_ttl=recovery_s,
+            exclude=[(DownstreamError, _is_client_side), (RateLimited, lambda exc: True)],
+        )
+        self._probing = False
+
+    async def state(self) -> str:
+        """``closed``, ``open`` or ``half-open`` (open whose recovery time is over counts as half-open)."""
+        context = (await self._factory.get_breaker(self.service)).context
+        if context.state == "opened":
+            opened_at = context.opened_at or 0.0
+            return HALF_OPEN if time.time() > opened_at + self.recovery_s else OPEN
+        return HALF_OPEN if context.state == "half-opened" else CLOSED
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` through the breaker; raises ``CIRCUIT_OPEN`` without calling it when open."""
+        breaker = await self._factory.get_breaker(self.service)
+        probe = breaker.context.state != "closed"
+        if probe:
+            if self._probing or await self.state() == OPEN:
+                raise self._open_error()
+            self._probing = True
+        try:
+            async with breaker:
+                return await fn()
+        except OpenedState:
+            raise self._open_error() from None
+        finally:
+            if probe:
+                self._probing = False
+
+    def _open_error(self) -> CircuitOpen:
+        return CircuitOpen(
+            f"{self.service} service is failing; calls are paused (circuit breaker open)",
+            service=self.service,
+        )

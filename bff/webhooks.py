@@ -1,0 +1,288 @@
+"""Webhook ingress: ``POST /webhooks/payments``, signed per Standard Webhooks, processed once each.
+
+What a delivery goes through, in order; the body is not parsed before its signature is verified::
+
+    no secret configured             503 WEBHOOKS_NOT_CONFIGURED
+    body over the limit              413 WEBHOOK_TOO_LARGE
+    a webhook-* header missing       401 WEBHOOK_SIGNATURE_MISSING
+    timestamp not within tolerance   401 WEBHOOK_TIMESTAMP_OUT_OF_RANGE   (replays of old deliveries)
+    no secret matches the signature  401 WEBHOOK_SIGNATURE_INVALID
+    body not JSON / not a charge     400 WEBHOOK_MALFORMED
+    webhook-id seen before           200 {"status": "duplicate"}          (nothing happens again)
+    webhook-id reused for another body 409 WEBHOOK_ID_REUSED
+    processing queue full            503 WEBHOOK_BUSY with Retry-After    (the sender retries)
+    otherwise                        202 {"status": "accepted"}
+
+Errors are ``{"error": {"code": ..., "message": ...}}``. Several secrets may be configured at once
+(``BFF_WEBHOOK_SECRETS``), so a secret can be rotated without losing deliveries: add the new one, let
+the sender switch, remove the old one.
+
+Acceptance is durable in the sense the idempotency store is: the ``webhook-id`` is claimed in the
+store before the 2xx, and a worker publishes the event afterwards (``charge.succeeded`` or
+``charge.failed`` on the event bus), then marks the id done. With the in-memory store and queue, a
+crash of the process between the 2xx and the publish loses that event, and a restart forgets which
+ids were seen; a shared store (Redis) and a persistent queue are what removes both limits. On a clean
+shutdown the worker drains the queue first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from bff.events import CHARGE_FAILED, CHARGE_SUCCEEDED, EVENT_BUS, Event, EventBus
+from bff.idempotency import IDEMPOTENCY, ClaimState, IdempotencyStore, IdempotencyStoreFull
+from bff.settings import Settings, SettingsError
+
+__all__ = [
+    "PAYMENTS_WEBHOOK_PATH",
+    "WEBHOOKS",
+    "PaymentWebhook",
+    "WebhookIngress",
+    "WebhookRejected",
+    "WebhookVerifier",
+    "setup_webhooks",
+]
+
+logger = logging.getLogger("bff.webhooks")
+
+PAYMENTS_WEBHOOK_PATH: Final = "/webhooks/payments"
+"""Where the payments service delivers its webhooks."""
+
+CHARGE_EVENT_TYPES: Final = frozenset({CHARGE_SUCCEEDED, CHARGE_FAILED})
+"""Webhook types that become bus events; other types are acknowledged and ignored."""
+
+_REQUIRED_HEADERS: Final = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_DRAIN_TIMEOUT_S: Final = 5.0
+
+
+class WebhookRejected(Exception):
+    """A delivery the BFF refuses: HTTP ``status`` with an error ``code`` and ``message``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self) -> web.Response:
+        """The JSON error response."""
+        body = {"error": {"code": self.code, "message": self.message}}
+        return web.json_response(body, status=self.status)
+
+
+class WebhookVerifier:
+    """Checks Standard Webhooks signatures against several secrets and a timestamp tolerance.
+
+    ``secrets`` are ``whsec_<base64>`` strings (the prefix is optional). Raises ``ValueError`` for a
+    secret that is not base64 or is empty.
+    """
+
+    def __init__(
+        self, secrets: Sequence[str], *, tolerance_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        try:
+            self._webhooks = [Webhook(secret) for secret in secrets]
+        except Exception as exc:  # binascii.Error, EmptyWebhookSecretError
+            raise ValueError(f"a secret is not valid base64 ({type(exc).__name__})") from None
+        self.tolerance_s = tolerance_s
+        self._clock = clock
+
+    @property
+    def configured(self) -> bool:
+        """Whether any secret is configured."""
+        return bool(self._webhooks)
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
+        """Return the ``webhook-id`` of a delivery whose signature and timestamp check out.
+
+        Raises :class:`WebhookRejected` (401) otherwise.
+        """
+        lowered = {name.lower(): value for name, value in headers.items()}
+        if not all(lowered.get(name) for name in _REQUIRED_HEADERS):
+            raise WebhookRejected(
+                401, "WEBHOOK_SIGNATURE_MISSING", f"headers {', '.join(_REQUIRED_HEADERS)} are required"
+            )
+        timestamp = lowered["webhook-timestamp"]
+        if not timestamp.isdigit() or abs(self._clock() - int(timestamp)) > self.tolerance_s:
+            raise WebhookRejected(
+                401,
+                "WEBHOOK_TIMESTAMP_OUT_OF_RANGE",
+                f"webhook-timestamp must be within {self.tolerance_s:g} s of now",
+            )
+        signed = {name: lowered[name] for name in _REQUIRED_HEADERS}
+        for webhook in self._webhooks:
+            # ValueError covers a signature without a comma, bad base64 and a body that is not UTF-8.
+            with contextlib.suppress(WebhookVerificationError, ValueError):
+                webhook.verify(body, signed, json_parse=False)
+                return lowered["webhook-id"]
+        raise WebhookRejected(401, "WEBHOOK_SIGNATURE_INVALID", "no configured secret matches the signature")
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentWebhook:
+    """A verified payments webhook: its id, its type and the charge record it carries."""
+
+    id: str
+    type: str
+    charge: Mapping[str, Any]
+
+
+def parse_payment_webhook(webhook_id: str, body: bytes) -> PaymentWebhook:
+    """Parse a verified body: ``{"type": "charge.succeeded", "data": {"id": ..., "invoiceId": ...,
+    "amount": ..., "status": ...}}``. Raises :class:`WebhookRejected` (400) when it is not that shape.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "the body is not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "the body must be an object with a string type")
+    data = payload.get("data")
+    if payload["type"] in CHARGE_EVENT_TYPES:
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(name), str | int) and not isinstance(data.get(name), bool)
+            for name in ("id", "invoiceId")
+        ):
+            raise WebhookRejected(
+                400, "WEBHOOK_MALFORMED", "data must be a charge with an id and an invoiceId"
+            )
+        if data.get("status") not in ("SUCCEEDED", "FAILED"):
+            raise WebhookRejected(400, "WEBHOOK_MALFORMED", "data.status must be SUCCEEDED or FAILED")
+    return PaymentWebhook(webhook_id, payload["type"], data if isinstance(data, dict) else {})
+
+
+class WebhookIngress:
+    """Accepts payments webhooks and processes each ``webhook-id`` once (see the module docstring)."""
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        store: IdempotencyStore,
+        bus: EventBus,
+        *,
+        max_body_bytes: int,
+        queue_size: int,
+    ) -> None:
+        self.verifier = verifier
+        self.store = store
+        self.bus = bus
+        self.max_body_bytes = max_body_bytes
+        self._queue: asyncio.Queue[tuple[str, PaymentWebhook]] = asyncio.Queue(maxsize=queue_size)
+        self.processed = 0
+        """Webhooks processed (published) since start."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The ``POST /webhooks/payments`` handler."""
+        try:
+            return await self._accept(request)
+        except WebhookRejected as rejected:
+            logger.info("webhook rejected: %s %s", rejected.status, rejected.code)
+            return rejected.response()
+
+    async def _accept(self, request: web.Request) -> web.Response:
+        if not self.verifier.configured:
+            raise WebhookRejected(503, "WEBHOOKS_NOT_CONFIGURED", "no webhook secret is configured")
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            raise WebhookRejected(413, "WEBHOOK_TOO_LARGE", f"the body exceeds {self.max_body_bytes} bytes")
+        body = await request.read()
+        if len(body) > self.max_body_bytes:
+            raise WebhookRejected(413, "WEBHOOK_TOO_LARGE", f"the body exceeds {self.max_body_bytes} bytes")
+        webhook_id = self.verifier.verify(body, request.headers)
+        webhook = parse_payment_webhook(webhook_id, body)
+        key = f"webhook:payments:{webhook_id}"
+        try:
+            claim = await self.store.claim(key, hashlib.sha256(body).hexdigest())
+        except IdempotencyStoreFull:
+            raise WebhookRejected(503, "WEBHOOK_BUSY", "too many webhooks in progress") from None
+        if claim.state is ClaimState.CONFLICT:
+            raise WebhookRejected(409, "WEBHOOK_ID_REUSED", "this webhook-id came with another body before")
+        if claim.state is not ClaimState.NEW:
+            return web.json_response({"status": "duplicate"}, status=200)
+        try:
+            self._queue.put_nowait((key, webhook))
+        except asyncio.QueueFull:
+            await self.store.release(key)
+            rejected = WebhookRejected(503, "WEBHOOK_BUSY", "too many webhooks waiting to be processed")
+            response = rejected.response()
+            response.headers["Retry-After"] = "1"
+            return response
+        return web.json_response({"status": "accepted"}, status=202)
+
+    async def _process(self, key: str, webhook: PaymentWebhook) -> None:
+        if webhook.type in CHARGE_EVENT_TYPES:
+            await self.bus.publish(Event(webhook.type, {"charge": dict(webhook.charge)}, id=webhook.id))
+        await self.store.complete(key, {"type": webhook.type})
+        self.processed += 1
+
+    async def run(self) -> None:
+        """Process accepted webhooks until cancelled."""
+        while True:
+            key, webhook = await self._queue.get()
+            try:
+                await self._process(key, webhook)
+            except Exception:
+                # Accepted already: the sender will not redeliver. Log loudly so it can be replayed.
+                logger.exception("webhook %s (%s) accepted but not processed", webhook.id, webhook.type)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout_s: float = _DRAIN_TIMEOUT_S) -> None:
+        """Wait until every accepted webhook is processed (at most ``timeout_s`` seconds)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+
+
+WEBHOOKS: Final = web.AppKey("bff.webhooks", WebhookIngress)
+"""Where the app keeps its :class:`WebhookIngress`."""
+
+
+def setup_webhooks(app: web.Application, settings: Settings) -> None:
+    """Add ``POST /webhooks/payments`` and the worker that processes what it accepts.
+
+    Needs the app's event bus and idempotency store (under :data:`~bff.events.EVENT_BUS` and
+    :data:`~bff.idempotency.IDEMPOTENCY`) by start-up. Raises :class:`~bff.settings.SettingsError`
+    for a secret that is not valid.
+    """
+    try:
+        verifier = WebhookVerifier(
+            [secret.get_secret_value() for secret in settings.webhook_secrets],
+            tolerance_s=settings.webhook_tolerance_s,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"BFF_WEBHOOK_SECRETS: {exc}") from None
+
+    async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+        ingress = WebhookIngress(
+            verifier,
+            app[IDEMPOTENCY],
+            app[EVENT_BUS],
+            max_body_bytes=settings.webhook_max_body_bytes,
+            queue_size=settings.webhook_queue_size,
+        )
+        app[WEBHOOKS] = ingress
+        worker = asyncio.create_task(ingress.run(), name="bff-webhooks")
+        try:
+            yield
+        finally:
+            await ingress.drain()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def handle(request: web.Request) -> web.Response:
+        return await request.app[WEBHOOKS].handle(request)
+
+    app.cleanup_ctx.append(webhooks_ctx)
+    app.router.add_post(PAYMENTS_WEBHOOK_PATH, handle)

@@ -1,0 +1,107 @@
+"""``payInvoice``: ask the payments service for a charge of an invoice's total.
+
+The charge comes back ``PENDING``; the payments service settles it later and tells the BFF by webhook
+(:mod:`bff.webhooks`), which publishes ``charge.succeeded`` or ``charge.failed``. The idempotency key
+is claimed here and also sent to the payments service as ``Idempotency-Key``, so even a retry the BFF
+does not remember (after a restart) charges once.
+"""
+
+from __future__ import annotations
+
+from bff.context import Context
+from bff.errors import DownstreamError
+from bff.events import CHARGE_CREATED
+from bff.loaders import Record
+from resolvers import sales
+from resolvers.writes import (
+    MutationResult,
+    UserErrorCode,
+    UserErrorRecord,
+    check_id,
+    check_idempotency_key,
+    claim,
+    fingerprint,
+    fresh_call,
+    publish,
+    store,
+)
+
+__all__ = ["charge", "pay_invoice"]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+async def charge(ctx: Context, charge_id: str) -> Record | None:
+    """One charge by id, as the payments service has it now."""
+    return await ctx.loaders.by_id(ctx.services.payments, "charges").load(charge_id)
+
+
+async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) -> MutationResult:
+    """Charge the invoice's total once per ``idempotency_key``; returns the charge (``PENDING``).
+
+    User errors: bad id or key, ``INVOICE_NOT_FOUND``, ``INVOICE_ALREADY_PAID`` (the payments service
+    has a pending or successful charge for it), ``IDEMPOTENCY_KEY_REUSED``. Raises a
+    :class:`~bff.errors.DownstreamError` when a service fails (nothing was charged, or the retry with
+    the same key returns the charge that was made).
+    """
+    errors = [
+        error
+        for error in (
+            check_id(invoice_id, "input", "invoiceId"),
+            check_idempotency_key(idempotency_key, "input", "idempotencyKey"),
+        )
+        if error is not None
+    ]
+    if errors:
+        return MutationResult(user_errors=errors)
+    key = f"payInvoice:{invoice_id}:{idempotency_key}"
+    claimed = await claim(
+        ctx, key, fingerprint({"invoiceId": invoice_id}), key_field=("input", "idempotencyKey")
+    )
+    if claimed.error is not None:
+        return MutationResult(user_errors=[claimed.error])
+    if claimed.result is not None:
+        return MutationResult(record=await charge(ctx, str(claimed.result["chargeId"])))
+    keys = store(ctx)
+    try:
+        result = await _pay(ctx, invoice_id, key)
+    except BaseException:
+        await keys.release(key)
+        raise
+    if result.record is None:
+        await keys.release(key)
+    else:
+        await keys.complete(key, {"chargeId": str(result.record["id"])})
+    return result
+
+
+async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:
+    invoice = await sales.invoice(ctx, invoice_id)
+    if invoice is None:
+        return MutationResult(
+            user_errors=[
+                UserErrorRecord(
+                    ("input", "invoiceId"), f"no invoice {invoice_id}", UserErrorCode.INVOICE_NOT_FOUND
+                )
+            ]
+        )
+    body = {"invoiceId": invoice["id"], "amount": invoice["total"], "currency": "USD"}
+    call = fresh_call(ctx, extra_headers=[(IDEMPOTENCY_HEADER, key)])
+    try:
+        response = await ctx.services.payments.request("POST", "/charges", call=call, json_body=body)
+    except DownstreamError as exc:
+        if exc.status == 409:
+            return MutationResult(
+                user_errors=[
+                    UserErrorRecord(
+                        ("input", "invoiceId"),
+                        f"invoice {invoice_id} is paid or being paid already",
+                        UserErrorCode.INVOICE_ALREADY_PAID,
+                    )
+                ]
+            )
+        raise
+    record: Record = response.body
+    ctx.loaders.prime(ctx.services.payments, "charges", [record])
+    await publish(ctx, CHARGE_CREATED, {"charge": record})
+    return MutationResult(record=record)

@@ -1,0 +1,220 @@
+"""What every mutation shares: user errors, input checks, idempotency claims, cache invalidation.
+
+Mutations answer Shopify style: the changed object plus ``userErrors`` (``field``, ``message``,
+``code``) for anything the client can fix. Failures that are not the client's (a service down) are
+GraphQL errors with ``extensions.code`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from bff.cache import entity_key, index_key
+from bff.context import Context
+from bff.downstream import Call, ServiceClient
+from bff.errors import BFFError
+from bff.events import Event
+from bff.idempotency import ClaimState, IdempotencyStore, IdempotencyStoreFull
+from bff.loaders import Record
+
+__all__ = [
+    "ClaimOutcome",
+    "MutationFailed",
+    "MutationResult",
+    "TooBusy",
+    "UserErrorCode",
+    "UserErrorRecord",
+    "as_ref",
+    "check_id",
+    "check_idempotency_key",
+    "claim",
+    "fingerprint",
+    "fresh_call",
+    "invalidate",
+    "publish",
+    "store",
+]
+
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_IDEMPOTENCY_KEY: Final = re.compile(r"[\x21-\x7e]{1,255}")
+IDEMPOTENCY_WAIT_S: Final = 10.0
+"""How long a request waits for a concurrent request with the same idempotency key to finish."""
+
+
+class MutationFailed(BFFError):
+    """A mutation could not be completed for a reason that is not the client's; nothing was left half done
+    unless ``extensions.rolledBack`` is false."""
+
+    code = "MUTATION_FAILED"
+
+
+class TooBusy(BFFError):
+    """The BFF cannot take more mutations with idempotency keys right now; retry shortly."""
+
+    code = "TOO_BUSY"
+
+
+class UserErrorCode(enum.Enum):
+    """Why a mutation refused its input; stable, for clients to switch on."""
+
+    INVALID_ID = "INVALID_ID"
+    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    IDEMPOTENCY_KEY_IN_USE = "IDEMPOTENCY_KEY_IN_USE"
+    CUSTOMER_NOT_FOUND = "CUSTOMER_NOT_FOUND"
+    TRACK_NOT_FOUND = "TRACK_NOT_FOUND"
+    INVOICE_NOT_FOUND = "INVOICE_NOT_FOUND"
+    PLAYLIST_NOT_FOUND = "PLAYLIST_NOT_FOUND"
+    NO_TRACKS = "NO_TRACKS"
+    TOO_MANY_TRACKS = "TOO_MANY_TRACKS"
+    DUPLICATE_TRACK = "DUPLICATE_TRACK"
+    INVALID_NAME = "INVALID_NAME"
+    TRACK_ALREADY_ON_PLAYLIST = "TRACK_ALREADY_ON_PLAYLIST"
+    TRACK_NOT_ON_PLAYLIST = "TRACK_NOT_ON_PLAYLIST"
+    INVOICE_ALREADY_PAID = "INVOICE_ALREADY_PAID"
+
+
+@dataclass(frozen=True, slots=True)
+class UserErrorRecord:
+    """One problem with the input: the path of the input ``field``, a ``message`` and a ``code``."""
+
+    field: tuple[str, ...]
+    message: str
+    code: UserErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class MutationResult:
+    """What a mutation resolver returns: the record it made or changed, or the user errors."""
+
+    record: Record | None = None
+    user_errors: list[UserErrorRecord] = field(default_factory=list)
+
+
+def check_id(value: str, *path: str) -> UserErrorRecord | None:
+    """A user error when ``value`` is not a plausible id (1-64 letters, digits, ``_`` or ``-``)."""
+    if _ID.fullmatch(value):
+        return None
+    return UserErrorRecord(path, f"{value!r} is not a valid id", UserErrorCode.INVALID_ID)
+
+
+def check_idempotency_key(value: str, *path: str) -> UserErrorRecord | None:
+    """A user error when ``value`` is not 1-255 printable ASCII characters without spaces."""
+    if _IDEMPOTENCY_KEY.fullmatch(value):
+        return None
+    return UserErrorRecord(
+        path,
+        "an idempotency key is 1-255 printable ASCII characters without spaces (a UUID works)",
+        UserErrorCode.INVALID_IDEMPOTENCY_KEY,
+    )
+
+
+def as_ref(value: str) -> int | str:
+    """An id as the downstream stores it: numeric ids as numbers (Chinook's), others as strings."""
+    return int(value) if value.isdigit() and len(value) < 19 else value
+
+
+def fingerprint(payload: Mapping[str, Any]) -> str:
+    """A stable hash of a mutation's input, to tell a replay from a different request with the same key."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def store(ctx: Context) -> IdempotencyStore:
+    """The app's idempotency store; ``RuntimeError`` outside an app."""
+    if ctx.idempotency is None:
+        raise RuntimeError("this context has no idempotency store")
+    return ctx.idempotency
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    """What to do after claiming a key: go ahead (``owned``), replay ``result``, or report ``error``."""
+
+    owned: bool = False
+    result: Mapping[str, Any] | None = None
+    error: UserErrorRecord | None = None
+
+
+async def claim(ctx: Context, key: str, digest: str, *, key_field: Sequence[str]) -> ClaimOutcome:
+    """Claim an idempotency key; waits for a concurrent request with the same key to finish first.
+
+    Returns ``owned`` (do the work, then complete or release the key), a ``result`` to replay, or
+    a user error (key reused for another input, or still in use after waiting). Raises
+    :class:`TooBusy` when the store cannot take the key.
+    """
+    keys = store(ctx)
+    path = tuple(key_field)
+    for _ in range(3):
+        try:
+            found = await keys.claim(key, digest)
+        except IdempotencyStoreFull:
+            raise TooBusy("too many requests in progress; try again shortly") from None
+        if found.state is ClaimState.NEW:
+            return ClaimOutcome(owned=True)
+        if found.state is ClaimState.DONE:
+            return ClaimOutcome(result=found.result)
+        if found.state is ClaimState.CONFLICT:
+            return ClaimOutcome(
+                error=UserErrorRecord(
+                    path,
+                    "this idempotency key was used for a different request",
+                    UserErrorCode.IDEMPOTENCY_KEY_REUSED,
+                )
+            )
+        waited = await keys.wait(key, IDEMPOTENCY_WAIT_S)
+        if waited is None:
+            break
+        if waited.state is ClaimState.DONE:
+            return ClaimOutcome(result=waited.result)
+    return ClaimOutcome(
+        error=UserErrorRecord(
+            path,
+            "a request with this idempotency key is still in progress",
+            UserErrorCode.IDEMPOTENCY_KEY_IN_USE,
+        )
+    )
+
+
+def fresh_call(ctx: Context, *, extra_headers: Sequence[tuple[str, str]] = ()) -> Call:
+    """The operation's call with a deadline of its own from now, for steps that must run to the end
+    (compensation after a timeout) or that need extra headers (``Idempotency-Key``)."""
+    deadline = asyncio.get_running_loop().time() + ctx.settings.operation_timeout_ms / 1000
+    return replace(ctx.call, headers=(*ctx.call.headers, *extra_headers), deadline=deadline)
+
+
+async def invalidate(
+    ctx: Context,
+    client: ServiceClient,
+    resource: str,
+    *,
+    ids: Sequence[str] = (),
+    fields: Mapping[str, str] | None = None,
+) -> None:
+    """Forget cached copies of what a mutation changed: records by id and lists by foreign key.
+
+    The one place mutations invalidate: the app's entity cache (shared across operations) and this
+    operation's DataLoaders (so the mutation's own payload reads fresh data).
+    """
+    by_field = dict(fields or {})
+    keys = [entity_key(client.name, resource, record_id) for record_id in ids]
+    keys += [index_key(client.name, resource, name, value) for name, value in by_field.items()]
+    await ctx.cache.invalidate(keys)
+    loader = ctx.loaders.by_id(client, resource)
+    for record_id in ids:
+        loader.clear(record_id)
+    for name, value in by_field.items():
+        ctx.loaders.by_field(client, resource, name).clear(value)
+
+
+async def publish(ctx: Context, topic: str, data: Mapping[str, Any]) -> None:
+    """Publish an event on the app's bus; ``RuntimeError`` outside an app."""
+    if ctx.events is None:
+        raise RuntimeError("this context has no event bus")
+    await ctx.events.publish(Event(topic, data))
