@@ -5,8 +5,9 @@ Entries are of two kinds: an entity (``catalog/tracks/3`` -> the record) and an 
 answered from the cache too. A batch looks every key up first and fetches only the misses.
 
 Lifetime (RFC 9111 §5.2.2 directives, from the batch response's ``Cache-Control``): ``no-store`` or
-``private`` -> not stored (the BFF is a shared cache); ``s-maxage`` or else ``max-age`` -> that many
-seconds; otherwise the service's ``cache_ttl_ms``. A service whose ``cache_ttl_ms`` is 0 is not
+``private`` -> not stored (the BFF is a shared cache), nor an answer to a request that carried
+``Authorization`` unless it is ``public`` or has ``s-maxage``; ``s-maxage`` or else ``max-age`` -> that
+many seconds; otherwise the service's ``cache_ttl_ms``. A service whose ``cache_ttl_ms`` is 0 is not
 cached at all. ``no-cache`` (which json-server sends on every answer) is treated as giving no
 lifetime: revalidating every entity would cost the request the cache is there to save.
 
@@ -108,8 +109,12 @@ def index_key(service: str, resource: str, field: str, value: str) -> str:
     return f"{service}/{resource}?{field}={value}"
 
 
-def lifetime_s(cache_control: str | None, default_s: float) -> float | None:
-    """Seconds a response may be cached for, or ``None`` when it must not be stored (see module doc)."""
+def lifetime_s(cache_control: str | None, default_s: float, *, authorized: bool = False) -> float | None:
+    """Seconds a response may be cached for, or ``None`` when it must not be stored (see module doc).
+
+    ``authorized`` says the request carried ``Authorization``: a shared cache then stores the answer
+    only when it says ``public`` or ``s-maxage`` (RFC 9111 §3.5), since it may be that user's alone.
+    """
     if default_s <= 0:
         return None
     directives: dict[str, str | None] = {}
@@ -118,6 +123,8 @@ def lifetime_s(cache_control: str | None, default_s: float) -> float | None:
         if name:
             directives[name.lower()] = value.strip('"') or None
     if "no-store" in directives or "private" in directives:
+        return None
+    if authorized and "public" not in directives and "s-maxage" not in directives:
         return None
     for name in ("s-maxage", "max-age"):
         given = directives.get(name)

@@ -131,7 +131,10 @@ class Loaders:
         cache = self._cache_for(client)
         if cache is None:
             return
-        lifetime = lifetime_s(response.headers.get("Cache-Control"), client.settings.cache_ttl_ms / 1000)
+        authorized = any(name.lower() == "authorization" for name, _ in self.call.headers)
+        lifetime = lifetime_s(
+            response.headers.get("Cache-Control"), client.settings.cache_ttl_ms / 1000, authorized=authorized
+        )
         if lifetime is not None:
             await cache.store(values, lifetime_s=lifetime, stale_s=client.settings.stale_if_error_ms / 1000)
 

@@ -36,6 +36,15 @@ def test_lifetime_follows_cache_control(header: str | None, expected: float | No
     assert lifetime_s(header, 30.0) == expected
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("max-age=60", None), ("public, max-age=60", 60.0), ("s-maxage=9", 9.0)],
+)
+def test_answers_to_authorized_requests_need_public(header: str | None, expected: float | None) -> None:
+    """A shared cache keeps an answer to an authorized request only if public (RFC 9111 section 3.5)."""
+    assert lifetime_s(header, 30.0, authorized=True) == expected
+
+
 def test_zero_default_turns_caching_off() -> None:
     """A service configured with TTL 0 is never cached, whatever it sends."""
     assert lifetime_s("max-age=60", 0.0) is None
