@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -83,6 +84,7 @@ DRAIN_BUDGET_S: Final = 10.0
 REQUEST_TIMEOUT_S: Final = 60.0
 START_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 8.0
+PR_SET_PDEATHSIG: Final = 1
 
 
 class BenchError(Exception):
@@ -109,6 +111,7 @@ class Child:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         assert self._proc.stdout is not None
         line = _read_line(self._proc.stdout, START_TIMEOUT_S)
@@ -133,6 +136,12 @@ class Child:
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _read_line(stream: IO[bytes], timeout_s: float) -> str:
@@ -595,6 +604,8 @@ def children(stamp: str) -> Iterator[tuple[dict[str, str], list[Bff]]]:
     finally:
         for child in reversed(started):
             child.stop()
+            if child.log.exists() and not child.log.stat().st_size:
+                child.log.unlink()
 
 
 async def _bench(service_urls: dict[str, str], bffs: list[Bff], args: argparse.Namespace) -> list[Row]:
