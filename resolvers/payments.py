@@ -19,11 +19,10 @@ from resolvers.writes import (
     UserErrorRecord,
     check_id,
     check_idempotency_key,
-    claim,
     fingerprint,
     fresh_call,
     publish,
-    store,
+    run_once,
 )
 
 __all__ = ["charge", "pay_invoice"]
@@ -55,24 +54,15 @@ async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) ->
     if errors:
         return MutationResult(user_errors=errors)
     key = f"payInvoice:{invoice_id}:{idempotency_key}"
-    claimed = await claim(
-        ctx, key, fingerprint({"invoiceId": invoice_id}), key_field=("input", "idempotencyKey")
+    return await run_once(
+        ctx,
+        key,
+        fingerprint({"invoiceId": invoice_id}),
+        key_field=("input", "idempotencyKey"),
+        work=lambda: _pay(ctx, invoice_id, key),
+        remember=lambda record: {"chargeId": str(record["id"])},
+        replay=lambda remembered: charge(ctx, str(remembered["chargeId"])),
     )
-    if claimed.error is not None:
-        return MutationResult(user_errors=[claimed.error])
-    if claimed.result is not None:
-        return MutationResult(record=await charge(ctx, str(claimed.result["chargeId"])))
-    keys = store(ctx)
-    try:
-        result = await _pay(ctx, invoice_id, key)
-    except BaseException:
-        await keys.release(key)
-        raise
-    if result.record is None:
-        await keys.release(key)
-    else:
-        await keys.complete(key, {"chargeId": str(result.record["id"])})
-    return result
 
 
 async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:

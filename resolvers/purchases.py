@@ -37,12 +37,11 @@ from resolvers.writes import (
     as_ref,
     check_id,
     check_idempotency_key,
-    claim,
     fingerprint,
     fresh_call,
     invalidate,
     publish,
-    store,
+    run_once,
 )
 
 __all__ = ["purchase_tracks"]
@@ -103,22 +102,15 @@ async def purchase_tracks(
         return MutationResult(user_errors=errors)
     key = f"purchaseTracks:{customer_id}:{idempotency_key}"
     digest = fingerprint({"customerId": customer_id, "trackIds": track_ids})
-    claimed = await claim(ctx, key, digest, key_field=("input", "idempotencyKey"))
-    if claimed.error is not None:
-        return MutationResult(user_errors=[claimed.error])
-    if claimed.result is not None:
-        return MutationResult(record=await sales.invoice(ctx, str(claimed.result["invoiceId"])))
-    keys = store(ctx)
-    try:
-        result = await _purchase(ctx, customer_id, track_ids, key)
-    except BaseException:
-        await keys.release(key)
-        raise
-    if result.record is None:
-        await keys.release(key)
-    else:
-        await keys.complete(key, {"invoiceId": str(result.record["id"])})
-    return result
+    return await run_once(
+        ctx,
+        key,
+        digest,
+        key_field=("input", "idempotencyKey"),
+        work=lambda: _purchase(ctx, customer_id, track_ids, key),
+        remember=lambda record: {"invoiceId": str(record["id"])},
+        replay=lambda remembered: sales.invoice(ctx, str(remembered["invoiceId"])),
+    )
 
 
 async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: str) -> MutationResult:

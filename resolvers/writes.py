@@ -12,7 +12,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -39,6 +39,7 @@ __all__ = [
     "fresh_call",
     "invalidate",
     "publish",
+    "run_once",
     "store",
 ]
 
@@ -180,6 +181,40 @@ async def claim(ctx: Context, key: str, digest: str, *, key_field: Sequence[str]
             UserErrorCode.IDEMPOTENCY_KEY_IN_USE,
         )
     )
+
+
+async def run_once(
+    ctx: Context,
+    key: str,
+    digest: str,
+    *,
+    key_field: Sequence[str],
+    work: Callable[[], Awaitable[MutationResult]],
+    remember: Callable[[Record], dict[str, Any]],
+    replay: Callable[[Mapping[str, Any]], Awaitable[Record | None]],
+) -> MutationResult:
+    """Run ``work`` at most once per idempotency ``key`` (see :func:`claim`).
+
+    A new key runs ``work``; its record is remembered as ``remember(record)``, while user errors or
+    an exception release the key so the client may retry. A completed key answers
+    ``replay(remembered)`` without running ``work`` again.
+    """
+    claimed = await claim(ctx, key, digest, key_field=key_field)
+    if claimed.error is not None:
+        return MutationResult(user_errors=[claimed.error])
+    if claimed.result is not None:
+        return MutationResult(record=await replay(claimed.result))
+    keys = store(ctx)
+    try:
+        result = await work()
+    except BaseException:
+        await keys.release(key)
+        raise
+    if result.record is None:
+        await keys.release(key)
+    else:
+        await keys.complete(key, remember(result.record))
+    return result
 
 
 def fresh_call(ctx: Context, *, extra_headers: Sequence[tuple[str, str]] = ()) -> Call:
