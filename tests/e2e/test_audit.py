@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.stack import run_bff
+from tests.support.tools import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_SCRIPT = Path(__file__).with_name("audit.mjs")
@@ -22,15 +20,8 @@ AUDIT_COUNT = 61
 def require_audit_tools() -> str:
     """The ``node`` binary; skips without node or graphql-http, or fails when ``CI=true``."""
     node = shutil.which("node")
-    reason = None
-    if node is None:
-        reason = "node is not installed"
-    elif not (GRAPHQL_HTTP / "lib" / "index.mjs").is_file():
-        reason = "graphql-http is not installed: run `npm ci --prefix .ci`"
-    if reason is not None or node is None:
-        if os.environ.get("CI", "").lower() in {"true", "1"}:
-            pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-        pytest.skip(str(reason))
+    if node is None or not (GRAPHQL_HTTP / "lib" / "index.mjs").is_file():
+        missing("node and graphql-http (`npm ci --prefix .ci`)")
     return node
 
 

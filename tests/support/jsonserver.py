@@ -7,7 +7,6 @@ tests that use it are skipped, and fail when ``CI=true``: CI must never skip the
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from demo.jsonserver import JSON_SERVER_BIN_ENV, find_json_server, json_server_version, run_json_servers
+from tests.support.tools import missing
 
 __all__ = ["JSON_SERVER_VERSION", "json_servers", "require_json_server"]
 
@@ -29,10 +29,7 @@ def require_json_server() -> Path:
     """
     bin_path = find_json_server()
     if bin_path is None:
-        reason = f"json-server is not installed: run `npm ci --prefix .ci` or set {JSON_SERVER_BIN_ENV}"
-        if os.environ.get("CI", "").lower() in {"true", "1"}:
-            pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-        pytest.skip(reason)
+        missing(f"json-server (`npm ci --prefix .ci`, or set {JSON_SERVER_BIN_ENV})")
     version = json_server_version(bin_path)
     if version != JSON_SERVER_VERSION:
         pytest.fail(f"{bin_path} is json-server {version}, not {JSON_SERVER_VERSION}", pytrace=False)
