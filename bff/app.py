@@ -105,7 +105,12 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             assets_base=GRAPHIQL_ASSETS_PREFIX if assets_dir is not None else None,
             graphql_path=settings.graphql_path,
         )
-    view = GraphQLView(schema=build_schema(settings), settings=settings, graphiql_html=graphiql_html)
+    view = GraphQLView(
+        schema=build_schema(settings),
+        settings=settings,
+        authenticator=authenticator,
+        graphiql_html=graphiql_html,
+    )
     app.router.add_route("*", settings.graphql_path, view)
     app.on_cleanup.append(view.endpoint.aclose)
     app.on_shutdown.append(lambda _app: bus.aclose())

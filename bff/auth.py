@@ -12,6 +12,9 @@
 
 No credentials: the principal is ``None`` (anonymous). Bad credentials: HTTP 401 with
 ``UNAUTHENTICATED`` and ``WWW-Authenticate: Bearer``, before any field runs.
+
+WebSockets may also send the same two credentials in their ``connection_init`` payload
+(:func:`connection_init_credentials`); :meth:`bff.view.GraphQLView.on_ws_connect` checks them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "JWKSKeys",
     "Principal",
     "auth_middleware",
+    "connection_init_credentials",
     "principal_of",
 ]
 
@@ -153,6 +157,32 @@ class JWKSKeys:
         if kid is None and len(self._keys) == 1:
             return next(iter(self._keys.values()))
         return self._keys.get(kid)
+
+
+# connection_init ----------------------------------------------------------------------------------
+
+_CREDENTIAL_HEADERS: tuple[str, ...] = ("Authorization", API_KEY_HEADER)
+
+
+def connection_init_credentials(payload: Mapping[str, object]) -> dict[str, str]:
+    """The credentials of a WebSocket ``connection_init`` payload, as headers to authenticate.
+
+    ``Authorization`` and ``X-Api-Key`` are read in any letter case, at the top level of the payload
+    (``{"Authorization": "Bearer ..."}``) or under ``headers`` (``{"headers": {"authorization": ...}}``);
+    the top level wins. Other entries are ignored. Raises :class:`AuthenticationFailed` when one of
+    them is not a string.
+    """
+    found: dict[str, str] = {}
+    nested = payload.get("headers")
+    for source in (nested, payload) if isinstance(nested, Mapping) else (payload,):
+        for key, value in source.items():
+            name = next((h for h in _CREDENTIAL_HEADERS if str(key).lower() == h.lower()), None)
+            if name is None:
+                continue
+            if not isinstance(value, str):
+                raise AuthenticationFailed(f"{name} in connection_init must be a string.")
+            found[name] = value
+    return found
 
 
 # Authenticator ------------------------------------------------------------------------------------

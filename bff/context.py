@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
@@ -40,6 +41,20 @@ CACHE = web.AppKey("bff.cache", EntityCache)
 """The app's entity cache, shared by all operations."""
 
 
+@dataclass(slots=True)
+class WebSocketConnection:
+    """What ``connection_init`` sets on one WebSocket connection: the one mutable part of a context.
+
+    Strawberry builds a connection's :class:`Context` at the HTTP upgrade, before ``connection_init``
+    arrives. ``principal`` starts as the upgrade's; when the ``connection_init`` payload (``params``)
+    carries credentials, the principal they prove replaces it (:meth:`bff.view.GraphQLView.on_ws_connect`).
+    :meth:`Context.for_event` gives every operation of the connection this principal.
+    """
+
+    principal: Principal | None = None
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What one GraphQL operation runs with.
@@ -65,21 +80,34 @@ class Context:
     """The WebSocket the operation runs on, or ``None`` over HTTP (and SSE)."""
     principal: Principal | None = None
     """Who is calling (:mod:`bff.auth`); ``None`` when anonymous."""
+    connection: WebSocketConnection | None = None
+    """The WebSocket connection's state (its principal after ``connection_init``); ``None`` over HTTP."""
 
     def for_event(self) -> Context:
         """A copy for one subscription event, or one operation of a long-lived WebSocket connection.
 
         Strawberry builds the context once per WebSocket connection; this gives each event its own
         request id (``<connection id>.<n>``), deadline, DataLoaders and stale log, so no data is
-        cached across events and no loader grows for the life of the connection.
+        cached across events and no loader grows for the life of the connection. On a WebSocket the
+        copy runs as the connection's current principal (set by ``connection_init``), whose
+        ``Authorization`` is the one forwarded downstream.
         """
         budget_s = self.settings.operation_timeout_ms / 1000
+        principal = self.principal if self.connection is None else self.connection.principal
+        headers = self.call.headers
+        if principal is not self.principal:
+            forwarded = principal.authorization if principal is not None else None
+            headers = tuple((name, value) for name, value in headers if name.lower() != "authorization")
+            headers += (("Authorization", forwarded),) if forwarded else ()
         call = replace(
             self.call,
             request_id=f"{self.call.request_id}.{uuid.uuid4().hex[:8]}",
+            headers=headers,
             deadline=asyncio.get_running_loop().time() + budget_s,
         )
-        return replace(self, call=call, loaders=Loaders(call, self.cache), stale=StaleLog())
+        return replace(
+            self, call=call, loaders=Loaders(call, self.cache), stale=StaleLog(), principal=principal
+        )
 
     @property
     def request_id(self) -> str:

@@ -5,6 +5,9 @@
 - Anonymous requests see everything while ``BFF_AUTH_REQUIRED`` is off (development); with it on,
   they fail with ``UNAUTHENTICATED``. The rest of the response still comes back: only the
   protected fields are null, with an error each.
+
+Subscriptions follow the same rule (:func:`customer_scope`): a customer's subscription to invoices
+or payments receives only their own events.
 """
 
 from __future__ import annotations
@@ -16,19 +19,32 @@ from strawberry.permission import BasePermission
 from bff.context import Context
 from bff.errors import Forbidden, Unauthenticated
 
-__all__ = ["OwnCustomerData", "check_customer_access"]
+__all__ = ["OwnCustomerData", "check_customer_access", "customer_scope"]
 
 
-def check_customer_access(context: Context, customer_id: str | None) -> None:
-    """Allow the operation to see data of ``customer_id``, or raise ``UNAUTHENTICATED`` / ``FORBIDDEN``."""
+def customer_scope(context: Context) -> str | None:
+    """The one customer whose data the operation may see; ``None`` when it may see every customer's.
+
+    ``None`` for employees, and for anonymous operations while ``BFF_AUTH_REQUIRED`` is off. Raises
+    ``UNAUTHENTICATED`` for anonymous operations when it is on, ``FORBIDDEN`` for a customer
+    principal without a customer id (who may see no customer's data).
+    """
     principal = context.principal
     if principal is None:
         if context.settings.auth_required:
             raise Unauthenticated("Sign in to see customer data.")
-        return
+        return None
     if principal.is_employee:
-        return
-    if customer_id is None or principal.customer_id != str(customer_id):
+        return None
+    if principal.customer_id is None:
+        raise Forbidden("Customers may only see their own data.")
+    return principal.customer_id
+
+
+def check_customer_access(context: Context, customer_id: str | None) -> None:
+    """Allow the operation to see data of ``customer_id``, or raise ``UNAUTHENTICATED`` / ``FORBIDDEN``."""
+    scope = customer_scope(context)
+    if scope is not None and (customer_id is None or scope != str(customer_id)):
         raise Forbidden("Customers may only see their own data.")
 
 

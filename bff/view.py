@@ -1,18 +1,37 @@
-"""The GraphQL view: Strawberry's aiohttp view with our typed context and our GraphiQL page."""
+"""The GraphQL view: Strawberry's aiohttp view with our typed context and our GraphiQL page.
+
+WebSocket connections may authenticate in ``connection_init`` (:meth:`GraphQLView.on_ws_connect`):
+the payload's ``Authorization`` or ``X-Api-Key`` (see :func:`bff.auth.connection_init_credentials`)
+replaces the HTTP upgrade's principal for every operation of the connection; bad credentials close
+a graphql-transport-ws connection with 4403 and answer ``connection_error`` on legacy graphql-ws.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from datetime import timedelta
 
 from aiohttp import WSCloseCode, web
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws import types as legacy_ws
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.unset import UnsetType
 
-from bff.auth import principal_of
-from bff.context import CACHE, SERVICES, Context
+from bff.auth import (
+    UNAUTHENTICATED,
+    AuthenticationFailed,
+    Authenticator,
+    connection_init_credentials,
+    principal_of,
+)
+from bff.context import CACHE, SERVICES, Context, WebSocketConnection
 from bff.downstream import Call
 from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
@@ -22,18 +41,50 @@ from bff.request_id import request_id_of
 from bff.settings import Settings
 from bff.stale import StaleLog
 
+logger = logging.getLogger("bff.view")
+
+
+def _keep_connection_params(context: Context, payload: object) -> None:
+    # Strawberry hands the payload over as ``context.connection_params``, which a frozen context
+    # cannot take; the connection's mutable state can.
+    if context.connection is not None and isinstance(payload, dict):
+        context.connection.params = payload
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
+
+    async def handle_connection_init(self, message: transport_ws.ConnectionInitMessage) -> None:
+        """Keep the payload, then let Strawberry run the handshake."""
+        _keep_connection_params(self.context, message.get("payload"))
+        await super().handle_connection_init(message)
+
+
+class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
+
+    async def handle_connection_init(self, message: legacy_ws.ConnectionInitMessage) -> None:
+        """Keep the payload, then let Strawberry run the handshake."""
+        _keep_connection_params(self.context, message.get("payload"))
+        await super().handle_connection_init(message)
+
 
 class GraphQLView(StrawberryView[Context, None]):
     """Serves ``/graphql``: POST and GET (queries only), WebSockets, and GraphiQL on ``text/html``.
 
-    ``graphiql_html`` is the playground page (``None`` disables it).
+    ``graphiql_html`` is the playground page (``None`` disables it); ``authenticator`` checks the
+    credentials WebSocket clients send in ``connection_init``.
     """
+
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
 
     def __init__(
         self,
         *,
         schema: BaseSchema,
         settings: Settings,
+        authenticator: Authenticator,
         graphiql_html: str | None,
     ) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
@@ -50,6 +101,7 @@ class GraphQLView(StrawberryView[Context, None]):
             allowed_origins=settings.cors_allowed_origins,
         )
         self.settings = settings
+        self._authenticator = authenticator
         self._graphiql_html = graphiql_html or ""
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self.endpoint = HTTPEndpoint(self, settings)
@@ -85,6 +137,7 @@ class GraphQLView(StrawberryView[Context, None]):
             deadline=deadline,
         )
         cache = request.app[CACHE]
+        websocket = response if isinstance(response, web.WebSocketResponse) else None
         return Context(
             request=request,
             call=call,
@@ -95,9 +148,33 @@ class GraphQLView(StrawberryView[Context, None]):
             stale=StaleLog(),
             events=request.app[EVENT_BUS],
             idempotency=request.app[IDEMPOTENCY],
-            websocket=response if isinstance(response, web.WebSocketResponse) else None,
+            websocket=websocket,
             principal=principal,
+            connection=WebSocketConnection(principal=principal) if websocket is not None else None,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate the credentials of ``connection_init``, if it carries any.
+
+        The principal they prove replaces the HTTP upgrade's for the connection's operations; without
+        credentials the upgrade's stays. Bad credentials raise ``ConnectionRejectionError`` with an
+        ``UNAUTHENTICATED`` payload: Strawberry closes graphql-transport-ws with 4403 and answers
+        ``connection_error`` on legacy graphql-ws.
+        """
+        connection = context.connection
+        if connection is None:
+            return UnsetType()
+        try:
+            credentials = connection_init_credentials(connection.params)
+            principal = await self._authenticator.authenticate(credentials) if credentials else None
+        except AuthenticationFailed as exc:
+            logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
+            raise ConnectionRejectionError(
+                {"message": str(exc), "extensions": {"code": UNAUTHENTICATED}}
+            ) from None
+        if principal is not None:
+            connection.principal = principal
+        return UnsetType()  # a plain connection_ack
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         """The GraphiQL page, with assets served by the BFF itself when installed."""
