@@ -7,7 +7,9 @@
   protected fields are null, with an error each.
 
 Subscriptions follow the same rule (:func:`customer_scope`): a customer's subscription to invoices
-or payments receives only their own events.
+or payments receives only their own events. So do mutations: a customer buys only for themselves and
+pays only their own invoices; playlists (which have no owner in Chinook) need only a principal when
+``BFF_AUTH_REQUIRED`` is on (:func:`require_principal`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from strawberry.permission import BasePermission
 from bff.context import Context
 from bff.errors import Forbidden, Unauthenticated
 
-__all__ = ["OwnCustomerData", "check_customer_access", "customer_scope"]
+__all__ = ["OwnCustomerData", "check_customer_access", "customer_scope", "require_principal"]
 
 
 def customer_scope(context: Context) -> str | None:
@@ -39,6 +41,12 @@ def customer_scope(context: Context) -> str | None:
     if principal.customer_id is None:
         raise Forbidden("Customers may only see their own data.")
     return principal.customer_id
+
+
+def require_principal(context: Context) -> None:
+    """Raise ``UNAUTHENTICATED`` for an anonymous operation while ``BFF_AUTH_REQUIRED`` is on."""
+    if context.principal is None and context.settings.auth_required:
+        raise Unauthenticated("Sign in to make changes.")
 
 
 def check_customer_access(context: Context, customer_id: str | None) -> None:

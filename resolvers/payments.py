@@ -12,6 +12,7 @@ from bff.context import Context
 from bff.errors import DownstreamError
 from bff.events import CHARGE_CREATED
 from bff.loaders import Record
+from bff.permissions import check_customer_access
 from resolvers import sales
 from resolvers.writes import (
     MutationResult,
@@ -67,6 +68,9 @@ async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) ->
 
 async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:
     invoice = await sales.invoice(ctx, invoice_id)
+    # A customer may pay only their own invoices; a missing one is FORBIDDEN too, so that a customer
+    # cannot tell which invoice ids exist (as the invoice query does).
+    check_customer_access(ctx, None if invoice is None else str(invoice.get("customerId")))
     if invoice is None:
         return MutationResult(
             user_errors=[

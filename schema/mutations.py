@@ -3,12 +3,15 @@
 ``userErrors`` lists what the client can fix (``field`` is the path into the arguments, ``code`` is
 stable); the object is null when there are any. Failures that are not the client's are GraphQL
 errors with ``extensions.code`` (``DOWNSTREAM_*``, or ``MUTATION_FAILED`` with ``rolledBack``).
+Who may do what is :mod:`bff.permissions`' rule: ``FORBIDDEN`` for a customer buying for someone else
+or paying another customer's invoice, ``UNAUTHENTICATED`` for anonymous changes when sign-in is on.
 """
 
 from __future__ import annotations
 
 import strawberry
 
+from bff.permissions import check_customer_access, require_principal
 from resolvers import payments as payments_service
 from resolvers import playlist_edits, purchases
 from resolvers.writes import MutationResult, UserErrorCode
@@ -101,6 +104,7 @@ class Mutation:
         description="Buy tracks: an invoice with one line per track, priced from the catalog."
     )
     async def purchase_tracks(self, info: Info, input: PurchaseTracksInput) -> PurchaseTracksPayload | None:
+        check_customer_access(info.context, str(input.customer_id))
         result = await purchases.purchase_tracks(
             info.context,
             customer_id=str(input.customer_id),
@@ -120,10 +124,12 @@ class Mutation:
 
     @strawberry.mutation(description="Create an empty playlist.")
     async def create_playlist(self, info: Info, input: CreatePlaylistInput) -> PlaylistPayload | None:
+        require_principal(info.context)
         return _playlist_payload(await playlist_edits.create_playlist(info.context, name=input.name))
 
     @strawberry.mutation(description="Put a track at the end of a playlist.")
     async def add_track_to_playlist(self, info: Info, input: PlaylistTrackInput) -> PlaylistPayload | None:
+        require_principal(info.context)
         return _playlist_payload(
             await playlist_edits.add_track(
                 info.context, playlist_id=str(input.playlist_id), track_id=str(input.track_id)
@@ -134,6 +140,7 @@ class Mutation:
     async def remove_track_from_playlist(
         self, info: Info, input: PlaylistTrackInput
     ) -> PlaylistPayload | None:
+        require_principal(info.context)
         return _playlist_payload(
             await playlist_edits.remove_track(
                 info.context, playlist_id=str(input.playlist_id), track_id=str(input.track_id)

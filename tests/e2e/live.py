@@ -73,9 +73,12 @@ class Live:
         """Wait until ``count`` subscribers listen to ``topic`` (subscriptions start asynchronously)."""
         await wait_until(lambda: self.bus.subscriber_count(topic) >= count)
 
-    async def mutate(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST a mutation and return ``data``, failing on any GraphQL error."""
-        body = await self.stack.post(query, variables)
+    async def mutate(
+        self, query: str, variables: dict[str, Any] | None = None, *, authorization: str | None = None
+    ) -> dict[str, Any]:
+        """POST a mutation (as ``authorization``, if given) and return ``data``, failing on any error."""
+        headers = None if authorization is None else {"Authorization": authorization}
+        body = await self.stack.post(query, variables, headers=headers)
         assert "errors" not in body, body
         data: dict[str, Any] = body["data"]
         return data

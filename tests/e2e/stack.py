@@ -25,12 +25,18 @@ class Stack:
     app: web.Application | None = None
     """The BFF's app, to look at its state (event bus, idempotency store) from a test."""
 
-    async def post(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """POST one operation as JSON and return the decoded response body."""
+    async def post(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """POST one operation as JSON (with extra ``headers``) and return the decoded response body."""
         payload: dict[str, Any] = {"query": query}
         if variables is not None:
             payload["variables"] = dict(variables)
-        response = await self.http.post(self.graphql_url, json=payload)
+        response = await self.http.post(self.graphql_url, json=payload, headers=headers)
         body: dict[str, Any] = response.json()
         return body
 

@@ -16,9 +16,9 @@ from aiohttp import web
 
 from bff.persisted import sha256_hex
 from tests.e2e.stack import Stack, run_bff
+from tests.support.tokens import SECRET, token
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-SECRET = "e2e-secret-0123456789abcdef0123456789"
 HEALTHY_QUERY = "{ genres { name } }"
 
 
@@ -33,12 +33,6 @@ async def assert_serving(stack: Stack) -> None:
     response = await post(stack, {"query": HEALTHY_QUERY})
     assert response.status_code == 200
     assert response.json()["data"]["genres"][0] == {"name": "Rock"}
-
-
-def token(**claims: Any) -> str:
-    """An HS256 token signed with the e2e secret, valid for ten minutes."""
-    now = int(time.time())
-    return jwt.encode({"iat": now, "exp": now + 600, **claims}, SECRET, algorithm="HS256")
 
 
 def codes(body: dict[str, Any]) -> list[str]:

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import jwt
 import pytest
 import websockets
 from aiohttp import web
@@ -25,9 +24,8 @@ from gql.transport.websockets import WebsocketsTransport
 from bff.events import CHARGE_SUCCEEDED, EVENT_BUS, INVOICE_CREATED, PLAYLIST_UPDATED, Event
 from tests.e2e.live import WAIT_S, Live, run_live, wait_until
 from tests.e2e.stack import run_bff
+from tests.support.tokens import SECRET, customer, employee, token
 
-SECRET = "e2e-secret-0123456789abcdef0123456789"
-"""The HS256 secret of the tokens in these tests."""
 API_KEY = "subscription-auth-key-of-customer-21"
 """An API key of customer 21 (the BFF holds only its digest)."""
 ALICE, BOB = "21", "22"
@@ -69,18 +67,7 @@ async def no_subscriber_left(live: Live) -> AsyncIterator[None]:
     await wait_until(lambda: live.bus.subscriber_count() == 0)
 
 
-def token(**claims: Any) -> str:
-    """An HS256 token signed with :data:`SECRET`, valid for ten minutes unless ``exp`` is given."""
-    now = int(time.time())
-    return jwt.encode({"iat": now, "exp": now + 600, **claims}, SECRET, algorithm="HS256")
-
-
-def customer(customer_id: str) -> str:
-    """A bearer token of a customer."""
-    return f"Bearer {token(sub=f'customer-{customer_id}', customer_id=customer_id)}"
-
-
-EMPLOYEE = f"Bearer {token(sub='employee-1', role='employee')}"
+EMPLOYEE = employee()
 
 
 def gql_client(
@@ -109,7 +96,9 @@ async def take(stream: AsyncGenerator[dict[str, Any], None], count: int) -> list
 
 async def purchase(live: Live, customer_id: str) -> str:
     """Buy track 1 for a customer through the BFF's mutation; returns the new invoice's id."""
-    data = await live.mutate(PURCHASE, {"customerId": customer_id, "key": uuid.uuid4().hex})
+    data = await live.mutate(
+        PURCHASE, {"customerId": customer_id, "key": uuid.uuid4().hex}, authorization=EMPLOYEE
+    )
     invoice_id: str = data["purchaseTracks"]["invoice"]["id"]
     return invoice_id
 
@@ -269,7 +258,9 @@ async def test_anonymous_subscribers_where_a_principal_is_required(live: Live, p
     """Anonymous (BFF_AUTH_REQUIRED on): invoices and payments are UNAUTHENTICATED; playlists are public."""
     assert await refused_code(live, protocol, INVOICES, {}) == "UNAUTHENTICATED"
     assert await refused_code(live, protocol, PAYMENTS, {}) == "UNAUTHENTICATED"
-    created = await live.mutate('mutation { createPlaylist(input: {name: "Public"}) { playlist { id } } }')
+    created = await live.mutate(
+        'mutation { createPlaylist(input: {name: "Public"}) { playlist { id } } }', authorization=EMPLOYEE
+    )
     playlist_id = created["createPlaylist"]["playlist"]["id"]
     add = (
         'mutation ($p: ID!) { addTrackToPlaylist(input: {playlistId: $p, trackId: "1"}) { playlist { id } } }'
@@ -282,7 +273,7 @@ async def test_anonymous_subscribers_where_a_principal_is_required(live: Live, p
         before = live.bus.subscriber_count(PLAYLIST_UPDATED)
         events = asyncio.ensure_future(take(session.subscribe(request), 1))
         await live.wait_for_subscribers(PLAYLIST_UPDATED, before + 1)
-        await live.mutate(add, {"p": playlist_id})
+        await live.mutate(add, {"p": playlist_id}, authorization=EMPLOYEE)
         assert await events == [{"playlistUpdated": {"change": "TRACK_ADDED"}}]
 
 
