@@ -8,12 +8,16 @@ the request id, so the full traceback can be found in the log.
 When a downstream batch fails, every field that waited on it fails with the same exception; the
 client gets one error for it (the first field's path) with ``extensions.affectedFields`` counting
 the fields it nulled, instead of one copy per field.
+
+A query or mutation sent over a transport that runs only subscriptions (the legacy graphql-ws
+protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTED`` with a hint.
 """
 
 from __future__ import annotations
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from bff.errors import BFFError, DownstreamError
 
@@ -21,9 +25,11 @@ INTERNAL_MESSAGE = "Internal server error"
 
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """True when ``error`` wraps an exception that is not one of ours."""
+    """True when ``error`` wraps an exception that is neither one of ours nor the client's doing."""
     original = error.original_error
-    return original is not None and not isinstance(original, BFFError | GraphQLError)
+    return original is not None and not isinstance(
+        original, BFFError | GraphQLError | InvalidOperationTypeError
+    )
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -39,7 +45,9 @@ class MaskUnexpectedErrors(MaskErrors):
         kept: list[GraphQLError] = []
         for error in errors:
             original = error.original_error
-            if isinstance(original, DownstreamError):
+            if isinstance(original, InvalidOperationTypeError):
+                error = _unsupported_operation(error, original)
+            elif isinstance(original, DownstreamError):
                 key = id(original)
                 counts[key] = counts.get(key, 0) + 1
                 if key in grouped:
@@ -66,3 +74,17 @@ class MaskUnexpectedErrors(MaskErrors):
             path=error.path,
             extensions=extensions,
         )
+
+
+def _unsupported_operation(error: GraphQLError, original: InvalidOperationTypeError) -> GraphQLError:
+    kind = original.operation_type.value
+    return GraphQLError(
+        message=(
+            f"This transport runs only subscriptions; send this {kind} over HTTP or graphql-transport-ws."
+        ),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "OPERATION_NOT_SUPPORTED"},
+    )
