@@ -38,28 +38,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
 import json
 import math
 import os
 import platform
-import select
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import httpx
-
-BENCH_DIR: Final = Path(__file__).resolve().parent
-RESULTS_DIR: Final = BENCH_DIR / "results"
+from _children import (
+    RESULTS_DIR,
+    BenchError,
+    Bff,
+    alternating,
+    children,
+    machine_info,
+    number,
+    percentile,
+    ratio,
+    sigterm_interrupts,
+    stage,
+    write_json,
+)
 
 NESTED_CUSTOMER: Final = (
     '{ customer(id: "1") { invoices { lines { track { album { artist { name } } } } } } }'
@@ -84,101 +88,6 @@ STAGE_BUDGET_S: Final = 10.0
 DRAIN_BUDGET_S: Final = 10.0
 """Most seconds to wait for the queries in flight at the end of a throughput window."""
 REQUEST_TIMEOUT_S: Final = 60.0
-START_TIMEOUT_S: Final = 30.0
-STOP_TIMEOUT_S: Final = 8.0
-PR_SET_PDEATHSIG: Final = 1
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on: a child did not start, or an answer was wrong."""
-
-
-# Child processes ---------------------------------------------------------------------------------
-
-
-class Child:
-    """A child process in its own process group, so that stopping it also stops anything it started."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self._argv, self._env, self.log = name, argv, env, log
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> str:
-        """Start it and return the first line it prints on stdout (its ready line)."""
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self._argv,
-                env=self._env,
-                stdin=subprocess.PIPE,  # _services.py exits when this closes, even if we are killed
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        assert self._proc.stdout is not None
-        line = _read_line(self._proc.stdout, START_TIMEOUT_S)
-        if not line:
-            self.stop()
-            raise BenchError(f"{self.name} did not start in {START_TIMEOUT_S:.0f} s; see {self.log}")
-        return line
-
-    def stop(self, *, kill: bool = False) -> None:
-        """SIGTERM the group (SIGKILL with ``kill`` or after ``STOP_TIMEOUT_S``) and reap the child."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _read_line(stream: IO[bytes], timeout_s: float) -> str:
-    """Read one line within ``timeout_s`` without blocking past it; empty when none came."""
-    deadline, data = time.monotonic() + timeout_s, b""
-    while b"\n" not in data and (remaining := deadline - time.monotonic()) > 0:
-        if select.select([stream], [], [], remaining)[0]:
-            chunk = os.read(stream.fileno(), 4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.partition(b"\n")[0].decode().strip() if b"\n" in data else ""
-
-
-@dataclass
-class Bff:
-    """One ``bff serve`` child: its name, the settings it differs by, and its GraphQL URL once up."""
-
-    name: str
-    child: Child
-    settings: dict[str, str]
-    url: str = ""
-    restarts: int = 0
-
-    def start(self) -> None:
-        line = self.child.start()
-        if not line.startswith("GraphiQL: "):
-            raise BenchError(f"bff {self.name} printed {line!r}; see {self.child.log}")
-        self.url = line.removeprefix("GraphiQL: ")
-
-    def restart(self) -> None:
-        """Kill it, abandoning its work in flight, and start a fresh one (new port)."""
-        self.child.stop(kill=True)
-        self.restarts += 1
-        self.start()
 
 
 HEADROOM: Final = {"OPERATION_TIMEOUT_MS": "600000"}
@@ -308,14 +217,6 @@ class Row:
     bff_restarted: bool = False
 
 
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile (``pct`` in 0..100) of ``samples``; NaN when there are none."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
 async def count_downstream(
     http: httpx.AsyncClient, service_urls: dict[str, str], runner: Runner, url: str, row: Row
 ) -> Any:
@@ -331,32 +232,6 @@ async def count_downstream(
         row.downstream_by_path.update({f"{service} {key}": n for key, n in stats["requests"].items()})
     row.downstream = sum(row.downstream_by_service.values())
     return run.data
-
-
-async def alternating(
-    http: httpx.AsyncClient, runner: Runner, urls: list[str], count: int, budgets_s: list[float]
-) -> list[list[Run]]:
-    """Up to ``count`` runs on each URL, one at a time, taking the URLs in turn.
-
-    Taking turns exposes every BFF to the same noise of the shared machine. Each URL has its own
-    time budget: its first run starts if the budget is positive, a later one only if its mean run so
-    far still fits.
-    """
-    runs: list[list[Run]] = [[] for _ in urls]
-    spent = [0.0 for _ in urls]
-
-    def wants_more(i: int) -> bool:
-        done = len(runs[i])
-        return done < count and (
-            budgets_s[i] > 0 if done == 0 else spent[i] * (done + 1) / done <= budgets_s[i]
-        )
-
-    while active := [i for i in range(len(urls)) if wants_more(i)]:
-        for i in active:
-            start = time.perf_counter()
-            runs[i].append(await runner(http, urls[i]))
-            spent[i] += time.perf_counter() - start
-    return runs
 
 
 async def throughput(
@@ -416,7 +291,7 @@ async def bench_query(
     rows = [Row(query, bff.name) for bff in bffs]
     warmup_budgets = []
     for bff, row in zip(bffs, rows, strict=True):
-        with _stage(query, bff.name, "check and downstream count"):
+        with stage(query, bff.name, "check and downstream count"):
             start = time.perf_counter()
             data = await count_downstream(http, service_urls, runner, bff.url, row)
             warmup_budgets.append(STAGE_BUDGET_S / 2 - (time.perf_counter() - start))
@@ -426,14 +301,16 @@ async def bench_query(
             elif data != reference:
                 raise BenchError(f"{bff.name} answered other data than {bffs[0].name}")
     urls = [bff.url for bff in bffs]
-    with _stage(query, "all", "warm-up"):  # the checked run was the first one
-        warmed = await alternating(http, runner, urls, WARMUP_RUNS - 1, warmup_budgets)
+    with stage(query, "all", "warm-up"):  # the checked run was the first one
+        warmed = await alternating(
+            lambda i: runner(http, urls[i]), len(urls), WARMUP_RUNS - 1, warmup_budgets
+        )
         for row, runs in zip(rows, warmed, strict=True):
             row.warmup_runs = 1 + len(runs)
-    with _stage(query, "all", "latency"):
+    with stage(query, "all", "latency"):
         # The batched BFF is the product: it gets time for all --runs; the baseline only shows the gap.
         budgets = [args.batched_budget if bff.name == "batched" else STAGE_BUDGET_S for bff in bffs]
-        timed = await alternating(http, runner, urls, args.runs, budgets)
+        timed = await alternating(lambda i: runner(http, urls[i]), len(urls), args.runs, budgets)
     for row, runs in zip(rows, timed, strict=True):
         per_run = [sum(run.query_seconds) * 1000 for run in runs]
         per_query = [seconds * 1000 for run in runs for seconds in run.query_seconds]
@@ -442,33 +319,12 @@ async def bench_query(
         row.samples_ms = [round(ms, 2) for ms in per_run]
         row.query_p50_ms, row.query_p99_ms = percentile(per_query, 50), percentile(per_query, 99)
     for bff, row in zip(bffs, rows, strict=True):
-        with _stage(query, bff.name, "throughput"):
+        with stage(query, bff.name, "throughput"):
             await throughput(http, runner, bff, args, row)
     return rows
 
 
-@contextlib.contextmanager
-def _stage(query: str, bff: str, stage: str) -> Iterator[None]:
-    """Report progress and time on stderr; name the stage in any error."""
-    start = time.monotonic()
-    print(f"  {query:<16} {bff:<10} {stage} ...", end="", file=sys.stderr, flush=True)
-    try:
-        yield
-    except (BenchError, httpx.HTTPError) as exc:
-        print(" failed", file=sys.stderr)
-        raise BenchError(f"{query} on {bff}, {stage}: {type(exc).__name__}: {exc}") from exc
-    print(f" {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
-
-
 # Report -------------------------------------------------------------------------------------------
-
-
-def _number(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
-
-
-def _ratio(numerator: float, denominator: float) -> str:
-    return f"x{_number(numerator / denominator)}" if denominator else "x-"
 
 
 def _qps_bound(row: Row) -> float:
@@ -477,13 +333,13 @@ def _qps_bound(row: Row) -> float:
 
 
 def _qps(row: Row) -> str:
-    return _number(row.qps) if row.queries else f"<{_number(_qps_bound(row))}"
+    return number(row.qps) if row.queries else f"<{number(_qps_bound(row))}"
 
 
 def _qps_ratio(unbatched: Row, batched: Row) -> str:
     if unbatched.queries or not batched.qps:
-        return _ratio(unbatched.qps, batched.qps)
-    return f"x<{_number(_qps_bound(unbatched) / batched.qps)}"
+        return ratio(unbatched.qps, batched.qps)
+    return f"x<{number(_qps_bound(unbatched) / batched.qps)}"
 
 
 def format_table(rows: list[Row]) -> str:
@@ -504,8 +360,8 @@ def format_table(rows: list[Row]) -> str:
         if len(pair) == 2:
             batched, unbatched = pair
             lines.append(
-                f"  ratio (unbatched/batched): downstream {_ratio(unbatched.downstream, batched.downstream)},"
-                f" p50 {_ratio(unbatched.p50_ms, batched.p50_ms)}, qps {_qps_ratio(unbatched, batched)}"
+                f"  ratio (unbatched/batched): downstream {ratio(unbatched.downstream, batched.downstream)},"
+                f" p50 {ratio(unbatched.p50_ms, batched.p50_ms)}, qps {_qps_ratio(unbatched, batched)}"
             )
         for row in pair:
             if query == "tracks-walk":
@@ -526,45 +382,6 @@ def format_table(rows: list[Row]) -> str:
         f" {STAGE_BUDGET_S:g} s): rough"
     )
     return "\n".join(lines)
-
-
-def _versions() -> dict[str, str]:
-    names = ("strawberry-graphql", "graphql-core", "aiohttp", "httpx", "aiodataloader")
-    return {name: metadata.version(name) for name in names}
-
-
-def machine_info() -> dict[str, Any]:
-    """What the figures depend on besides the code: CPUs, load, Python, libraries."""
-    return {
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "packages": _versions(),
-        "code": _git_state(),
-    }
-
-
-def _git_state() -> dict[str, Any]:
-    """The commit measured and how many files differ from it (the figures are of the work tree)."""
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=BENCH_DIR, capture_output=True, text=True, timeout=10)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD") or None, "modified_files": len(status.splitlines())}
-
-
-def write_json(path: Path, rows: list[Row], settings: dict[str, Any], machine: dict[str, Any]) -> None:
-    """Write the figures, the settings and the machine as one JSON document (NaN as null)."""
-    clean = [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(r).items()}
-        for r in rows
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"settings": settings, "machine": machine, "rows": clean}, indent=2) + "\n")
 
 
 # Main ---------------------------------------------------------------------------------------------
@@ -589,33 +406,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def children(stamp: str) -> Iterator[tuple[dict[str, str], list[Bff]]]:
-    """Start the demo services and both BFFs; stop all of them on the way out, whatever happens."""
-    started: list[Child] = []
-    try:
-        log = RESULTS_DIR / f"queries-{stamp}.services.log"
-        services = Child(
-            "demo services", [sys.executable, str(BENCH_DIR / "_services.py")], dict(os.environ), log
-        )
-        started.append(services)
-        service_urls: dict[str, str] = json.loads(services.start())
-        bffs = []
-        for name, batch_size in (("batched", None), ("unbatched", 1)):
-            argv = [sys.executable, "-m", "bff.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
-            log = RESULTS_DIR / f"queries-{stamp}.{name}.log"
-            settings = bff_settings(service_urls, batch_size)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")} | settings
-            child = Child(f"bff {name}", argv, env, log)
-            started.append(child)
-            bffs.append(Bff(name, child, settings))
-            bffs[-1].start()
-        yield service_urls, bffs
-    finally:
-        for child in reversed(started):
-            child.stop()
-            if child.log.exists() and not child.log.stat().st_size:
-                child.log.unlink()
+def _plan(service_urls: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """The two BFFs: default batching, and one key per downstream GET."""
+    return [(name, bff_settings(service_urls, size)) for name, size in (("batched", None), ("unbatched", 1))]
 
 
 async def _bench(service_urls: dict[str, str], bffs: list[Bff], args: argparse.Namespace) -> list[Row]:
@@ -629,19 +422,15 @@ async def _bench(service_urls: dict[str, str], bffs: list[Bff], args: argparse.N
         return rows
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table, write the JSON; returns the exit code."""
     args = _parse(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_interrupts()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     machine, began = machine_info(), time.monotonic()
     try:
-        with children(stamp) as (service_urls, bffs):
+        with children("queries", stamp, _plan) as (service_urls, bffs):
             rows = asyncio.run(_bench(service_urls, bffs, args))
             bff_env = {bff.name: {**bff.settings, "restarts": bff.restarts} for bff in bffs}
     except KeyboardInterrupt:
