@@ -36,10 +36,18 @@ class QuietSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log each error once: unexpected ones with traceback, the rest as one line."""
+        """Log each error once: unexpected ones with traceback, the rest as one line.
+
+        Fields nulled by one failed downstream batch share its exception: it is logged once.
+        """
         request_id = _request_id(execution_context)
+        seen: set[int] = set()
         for error in errors:
             original = error.original_error
+            if original is not None:
+                if id(original) in seen:
+                    continue
+                seen.add(id(original))
             if is_unexpected(error):
                 errors_logger.error(
                     "unexpected error [request %s] at %s", request_id, error.path, exc_info=original

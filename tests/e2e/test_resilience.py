@@ -7,6 +7,7 @@ own BFF with the settings under test.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -270,8 +271,9 @@ async def test_concurrent_identical_queries_share_one_request(services: dict[str
         assert (await stats(stack, "catalog"))["total"] == 1
 
 
-async def test_one_error_per_failed_batch(services: dict[str, str]) -> None:
-    """A failing catalog nulls each track but reports one error for the batch, not one per field."""
+async def test_one_error_per_failed_batch(services: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    """A failing catalog nulls each track but reports and logs one error for the batch, not one per field."""
+    caplog.set_level(logging.INFO, logger="bff.errors")
     env = {"BFF_SERVICE_CATALOG_RETRY_ATTEMPTS": "1"}
     async with run_bff("batch-error", services, **env) as stack:
         await set_faults(stack, "catalog", error_rate=1.0, error_status=503)
@@ -283,4 +285,5 @@ async def test_one_error_per_failed_batch(services: dict[str, str]) -> None:
     assert error["extensions"]["code"] == "DOWNSTREAM_UNAVAILABLE"
     assert error["extensions"]["service"] == "catalog"
     assert error["extensions"]["affectedFields"] == len(lines)
+    assert sum("DOWNSTREAM_UNAVAILABLE" in record.getMessage() for record in caplog.records) == 1
     assert "Traceback" not in str(body)
