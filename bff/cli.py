@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import os
 import secrets
 import signal
@@ -79,6 +80,12 @@ async def _serve(settings: Settings, *, with_demo: bool) -> None:
         runner = web.AppRunner(create_app(settings), shutdown_timeout=5.0, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
+        # Everything made so far (modules, schema, settings, demo data) lives as long as the process.
+        # Frozen, it is left out of the cyclic GC's full collections, which a wide operation
+        # triggers about once: they then scan the operation's objects only (a 2,240-line query:
+        # 20 ms of GC instead of 60).
+        gc.collect()
+        gc.freeze()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = _bound_address(runner, settings)

@@ -17,8 +17,8 @@ stale window are served instead, as :class:`~bff.stale.StaleRecord`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Hashable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
 from aiodataloader import DataLoader
@@ -30,7 +30,23 @@ from bff.stale import StaleRecord
 Record = dict[str, Any]
 """One downstream record, as decoded from JSON."""
 
-__all__ = ["Loaders", "Record", "chunk_keys"]
+__all__ = ["Loaders", "Record", "chunk_keys", "load_one"]
+
+T = TypeVar("T")
+
+
+def load_one(loader: DataLoader[str, Record | None], key: str | None) -> asyncio.Future[Record | None]:
+    """``loader.load(key)``: the loader's future of the record, a completed one holding ``None`` if no key.
+
+    The future is the loader's own, shared by every load of the key in the operation: once its batch
+    has finished it is done, and a resolver may read it (:meth:`asyncio.Future.result`) without
+    awaiting (see :mod:`schema.relations`).
+    """
+    if key is None:
+        future: asyncio.Future[Record | None] = loader.loop.create_future()
+        future.set_result(None)
+        return future
+    return loader.load(key)
 
 
 def chunk_keys(
@@ -70,6 +86,8 @@ class Loaders:
         self.cache = cache
         self._by_id: dict[tuple[str, str], DataLoader[str, Record | None]] = {}
         self._by_field: dict[tuple[str, str, str], DataLoader[str, list[Record]]] = {}
+        self._derived: dict[tuple[object, int], tuple[Record, Any]] = {}
+        self._memo: dict[Hashable, Any] = {}
 
     def by_id(self, client: ServiceClient, resource: str) -> DataLoader[str, Record | None]:
         """Loader of ``resource`` records by ``id`` (``GET /resource?id=..&id=..``)."""
@@ -98,6 +116,30 @@ class Loaders:
         loader = self.by_id(client, resource)
         for record in records:
             loader.prime(str(record["id"]), record)
+
+    def derive(self, record: Record, make: Callable[[Record], T]) -> T:
+        """``make(record)``, made once per record object for the operation (a node of a loaded record).
+
+        A record the loaders hand out is one object wherever it is used, so several lines of the same
+        track share one ``Track`` node. Kept by identity: a record loaded again (after ``clear``) is
+        another object and gets its own.
+        """
+        key = (make, id(record))
+        hit = self._derived.get(key)
+        if hit is not None and hit[0] is record:
+            made: T = hit[1]
+            return made
+        made = make(record)
+        self._derived[key] = (record, made)
+        return made
+
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, made once per ``key`` for the operation (what the schema derives from the query)."""
+        if key in self._memo:
+            made: T = self._memo[key]
+            return made
+        made = self._memo[key] = make()
+        return made
 
     def _cache_for(self, client: ServiceClient) -> EntityCache | None:
         return self.cache if client.settings.cache_ttl_ms > 0 else None

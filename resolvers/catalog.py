@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
+from asyncio import Future
+
 from bff.context import Context
-from bff.loaders import Record
+from bff.loaders import Record, load_one
 from resolvers.pages import Page, fetch_page
 
 
-async def _by_id(ctx: Context, resource: str, record_id: str | None) -> Record | None:
-    if record_id is None:
-        return None
-    return await ctx.loaders.by_id(ctx.services.catalog, resource).load(record_id)
+def _by_id(ctx: Context, resource: str, record_id: str | None) -> Future[Record | None]:
+    return load_one(ctx.loaders.by_id(ctx.services.catalog, resource), record_id)
 
 
-async def artist(ctx: Context, artist_id: str | None) -> Record | None:
-    """One artist by id."""
-    return await _by_id(ctx, "artists", artist_id)
+def artist(ctx: Context, artist_id: str | None) -> Future[Record | None]:
+    """One artist by id (the operation's loader future: done once its batch is)."""
+    return _by_id(ctx, "artists", artist_id)
 
 
-async def album(ctx: Context, album_id: str | None) -> Record | None:
+def album(ctx: Context, album_id: str | None) -> Future[Record | None]:
     """One album by id."""
-    return await _by_id(ctx, "albums", album_id)
+    return _by_id(ctx, "albums", album_id)
 
 
-async def track(ctx: Context, track_id: str | None) -> Record | None:
+def track(ctx: Context, track_id: str | None) -> Future[Record | None]:
     """One track by id."""
-    return await _by_id(ctx, "tracks", track_id)
+    return _by_id(ctx, "tracks", track_id)
 
 
 async def tracks(ctx: Context, track_ids: list[str]) -> list[Record | None]:
@@ -33,24 +33,24 @@ async def tracks(ctx: Context, track_ids: list[str]) -> list[Record | None]:
     return await ctx.loaders.by_id(ctx.services.catalog, "tracks").load_many(track_ids)
 
 
-async def genre(ctx: Context, genre_id: str | None) -> Record | None:
+def genre(ctx: Context, genre_id: str | None) -> Future[Record | None]:
     """One genre by id."""
-    return await _by_id(ctx, "genres", genre_id)
+    return _by_id(ctx, "genres", genre_id)
 
 
-async def media_type(ctx: Context, media_type_id: str | None) -> Record | None:
+def media_type(ctx: Context, media_type_id: str | None) -> Future[Record | None]:
     """One media type by id."""
-    return await _by_id(ctx, "mediaTypes", media_type_id)
+    return _by_id(ctx, "mediaTypes", media_type_id)
 
 
-async def albums_of_artist(ctx: Context, artist_id: str) -> list[Record]:
+def albums_of_artist(ctx: Context, artist_id: str) -> Future[list[Record]]:
     """The albums of one artist."""
-    return await ctx.loaders.by_field(ctx.services.catalog, "albums", "artistId").load(artist_id)
+    return ctx.loaders.by_field(ctx.services.catalog, "albums", "artistId").load(artist_id)
 
 
-async def tracks_of_album(ctx: Context, album_id: str) -> list[Record]:
+def tracks_of_album(ctx: Context, album_id: str) -> Future[list[Record]]:
     """The tracks of one album."""
-    return await ctx.loaders.by_field(ctx.services.catalog, "tracks", "albumId").load(album_id)
+    return ctx.loaders.by_field(ctx.services.catalog, "tracks", "albumId").load(album_id)
 
 
 async def genres(ctx: Context) -> list[Record]:

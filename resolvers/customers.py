@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from asyncio import Future
+
 from bff.context import Context
-from bff.loaders import Record
+from bff.loaders import Record, load_one
 from resolvers.pages import Page, fetch_page
 
 
-async def customer(ctx: Context, customer_id: str | None) -> Record | None:
-    """One customer by id, batched with every other customer load of the operation."""
-    if customer_id is None:
-        return None
-    return await ctx.loaders.by_id(ctx.services.customers, "customers").load(customer_id)
+def customer(ctx: Context, customer_id: str | None) -> Future[Record | None]:
+    """One customer by id, batched with every other customer load of the operation.
+
+    The operation's loader future: done once its batch is.
+    """
+    return load_one(ctx.loaders.by_id(ctx.services.customers, "customers"), customer_id)
 
 
 async def customers_page(ctx: Context, *, offset: int, limit: int, country: str | None) -> Page:
@@ -22,13 +25,11 @@ async def customers_page(ctx: Context, *, offset: int, limit: int, country: str 
     )
 
 
-async def employee(ctx: Context, employee_id: str | None) -> Record | None:
+def employee(ctx: Context, employee_id: str | None) -> Future[Record | None]:
     """One employee by id."""
-    if employee_id is None:
-        return None
-    return await ctx.loaders.by_id(ctx.services.customers, "employees").load(employee_id)
+    return load_one(ctx.loaders.by_id(ctx.services.customers, "employees"), employee_id)
 
 
-async def customers_of_employee(ctx: Context, employee_id: str) -> list[Record]:
+def customers_of_employee(ctx: Context, employee_id: str) -> Future[list[Record]]:
     """The customers whose support representative is the employee."""
-    return await ctx.loaders.by_field(ctx.services.customers, "customers", "supportRepId").load(employee_id)
+    return ctx.loaders.by_field(ctx.services.customers, "customers", "supportRepId").load(employee_id)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from asyncio import Future
+
 from bff.context import Context
-from bff.loaders import Record
+from bff.loaders import Record, load_one
 
 
-async def invoice(ctx: Context, invoice_id: str | None) -> Record | None:
-    """One invoice by id."""
-    if invoice_id is None:
-        return None
-    return await ctx.loaders.by_id(ctx.services.sales, "invoices").load(invoice_id)
+def invoice(ctx: Context, invoice_id: str | None) -> Future[Record | None]:
+    """One invoice by id (the operation's loader future: done once its batch is)."""
+    return load_one(ctx.loaders.by_id(ctx.services.sales, "invoices"), invoice_id)
 
 
-async def invoices_of_customer(ctx: Context, customer_id: str) -> list[Record]:
+def invoices_of_customer(ctx: Context, customer_id: str) -> Future[list[Record]]:
     """The invoices of one customer."""
-    return await ctx.loaders.by_field(ctx.services.sales, "invoices", "customerId").load(customer_id)
+    return ctx.loaders.by_field(ctx.services.sales, "invoices", "customerId").load(customer_id)
 
 
-async def lines_of_invoice(ctx: Context, invoice_id: str) -> list[Record]:
+def lines_of_invoice(ctx: Context, invoice_id: str) -> Future[list[Record]]:
     """The lines of one invoice."""
-    return await ctx.loaders.by_field(ctx.services.sales, "invoiceLines", "invoiceId").load(invoice_id)
+    return ctx.loaders.by_field(ctx.services.sales, "invoiceLines", "invoiceId").load(invoice_id)

@@ -15,7 +15,7 @@ from bff.observability import QuietSchema
 from bff.settings import Settings
 from bff.stale import StaleExtension
 from bff.subscriptions import PerEventExecutor
-from schema import catalog, customers, playlists, sales
+from schema import catalog, customers, playlists, relations, sales
 from schema.mutations import Mutation
 from schema.subscriptions import Subscription
 
@@ -29,11 +29,12 @@ def build_schema(settings: Settings) -> QuietSchema:
     """The executable schema with parser and validation caches, operation limits and error masking.
 
     The limit rules are built here, once: the same rule classes for every operation keep the
-    validation cache hitting (see :mod:`bff.limits`).
+    validation cache hitting (see :mod:`bff.limits`). To-one relationship fields are resolved by
+    graphql-core directly, without Strawberry's per-call wrapper (see :mod:`schema.relations`).
     """
     limits = Limits.from_settings(settings)
     rules = validation_rules(limits)
-    return QuietSchema(
+    schema = QuietSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -47,3 +48,6 @@ def build_schema(settings: Settings) -> QuietSchema:
             StaleExtension,
         ],
     )
+    # ``_schema`` is the graphql-core schema Strawberry built (its own extensions reach it so too).
+    relations.resolve_directly(schema._schema)
+    return schema

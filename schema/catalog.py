@@ -10,6 +10,7 @@ from bff.loaders import Record
 from resolvers import catalog as catalog_service
 from schema import relay
 from schema.common import Info, money, node, nodes, ref
+from schema.relations import prefetch, to_many, to_one
 
 
 @strawberry.type
@@ -50,9 +51,12 @@ class Artist:
         """Build from an ``artists`` record."""
         return cls(id=strawberry.ID(str(record["id"])), name=record["name"])
 
-    @strawberry.field(description="The artist's albums.")
-    async def albums(self, info: Info) -> list[Album]:
-        return nodes(info, Album.from_record, await catalog_service.albums_of_artist(info.context, self.id))
+    albums: list[Album] = to_many(
+        key=lambda artist: artist.id,
+        load=catalog_service.albums_of_artist,
+        build=lambda record: Album.from_record(record),
+        description="The artist's albums.",
+    )
 
 
 @strawberry.type
@@ -70,14 +74,18 @@ class Album:
             id=strawberry.ID(str(record["id"])), title=record["title"], artist_id=ref(record["artistId"])
         )
 
-    @strawberry.field(description="The album's artist.")
-    async def artist(self, info: Info) -> Artist | None:
-        record = await catalog_service.artist(info.context, self.artist_id)
-        return node(info, Artist.from_record, record)
-
-    @strawberry.field(description="The album's tracks.")
-    async def tracks(self, info: Info) -> list[Track]:
-        return nodes(info, Track.from_record, await catalog_service.tracks_of_album(info.context, self.id))
+    artist: Artist | None = to_one(
+        key=lambda album: album.artist_id,
+        load=catalog_service.artist,
+        build=Artist.from_record,
+        description="The album's artist.",
+    )
+    tracks: list[Track] = to_many(
+        key=lambda album: album.id,
+        load=catalog_service.tracks_of_album,
+        build=lambda record: Track.from_record(record),
+        description="The album's tracks.",
+    )
 
 
 @strawberry.type
@@ -109,20 +117,24 @@ class Track:
             media_type_id=ref(record.get("mediaTypeId")),
         )
 
-    @strawberry.field(description="The album the track is on.")
-    async def album(self, info: Info) -> Album | None:
-        record = await catalog_service.album(info.context, self.album_id)
-        return node(info, Album.from_record, record)
-
-    @strawberry.field(description="The track's genre.")
-    async def genre(self, info: Info) -> Genre | None:
-        record = await catalog_service.genre(info.context, self.genre_id)
-        return node(info, Genre.from_record, record)
-
-    @strawberry.field(description="The track's file format.")
-    async def media_type(self, info: Info) -> MediaType | None:
-        record = await catalog_service.media_type(info.context, self.media_type_id)
-        return node(info, MediaType.from_record, record)
+    album: Album | None = to_one(
+        key=lambda track: track.album_id,
+        load=catalog_service.album,
+        build=Album.from_record,
+        description="The album the track is on.",
+    )
+    genre: Genre | None = to_one(
+        key=lambda track: track.genre_id,
+        load=catalog_service.genre,
+        build=Genre.from_record,
+        description="The track's genre.",
+    )
+    media_type: MediaType | None = to_one(
+        key=lambda track: track.media_type_id,
+        load=catalog_service.media_type,
+        build=MediaType.from_record,
+        description="The track's file format.",
+    )
 
 
 @strawberry.type
@@ -165,7 +177,9 @@ class Query:
         page = await catalog_service.tracks_page(
             info.context, offset=offset, limit=limit, genre_id=genre_id, search=search
         )
-        return relay.Connection[Track].from_page(page, Track.from_record)
+        connection = relay.Connection[Track].from_page(page, Track.from_record)
+        await prefetch(info, [edge.node for edge in connection.edges], under=("edges", "node"))
+        return connection
 
     @strawberry.field(description="Every genre.")
     async def genres(self, info: Info) -> list[Genre]:

@@ -37,7 +37,8 @@ def node(info: Info, build: Callable[[Record], T], record: Record | None) -> T |
     """``build(record)`` (``None`` stays ``None``), noting the field's path if the record is stale."""
     if record is None:
         return None
-    info.context.stale.note(info.path.as_list(), record)
+    if isinstance(record, StaleRecord):
+        info.context.stale.note(info.path.as_list(), record)
     return build(record)
 
 

@@ -11,10 +11,17 @@ from bff.permissions import OwnCustomerData
 from resolvers import customers as customers_service
 from resolvers import sales as sales_service
 from schema import relay
-from schema.common import Info, node, nodes, ref
+from schema.common import Info, node, ref
+from schema.relations import prefetch, to_many, to_one
 
 if TYPE_CHECKING:
     from schema.sales import Invoice
+
+
+def _invoice(record: Record) -> Invoice:
+    from schema.sales import Invoice
+
+    return Invoice.from_record(record)
 
 
 @strawberry.type
@@ -29,6 +36,18 @@ class Employee:
     city: str | None
     country: str | None
     reports_to_id: strawberry.Private[str | None]
+    reports_to: Employee | None = to_one(
+        key=lambda employee: employee.reports_to_id,
+        load=customers_service.employee,
+        build=lambda record: Employee.from_record(record),
+        description="The employee's manager; null for the top of the hierarchy.",
+    )
+    customers: list[Customer] = to_many(
+        key=lambda employee: employee.id,
+        load=customers_service.customers_of_employee,
+        build=lambda record: Customer.from_record(record),
+        description="The customers this employee is the support representative of.",
+    )
 
     @classmethod
     def from_record(cls, record: Record) -> Employee:
@@ -43,16 +62,6 @@ class Employee:
             country=record.get("country"),
             reports_to_id=ref(record.get("reportsToId")),
         )
-
-    @strawberry.field(description="The employee's manager; null for the top of the hierarchy.")
-    async def reports_to(self, info: Info) -> Employee | None:
-        record = await customers_service.employee(info.context, self.reports_to_id)
-        return node(info, Employee.from_record, record)
-
-    @strawberry.field(description="The customers this employee is the support representative of.")
-    async def customers(self, info: Info) -> list[Customer]:
-        records = await customers_service.customers_of_employee(info.context, self.id)
-        return nodes(info, Customer.from_record, records)
 
 
 @strawberry.type
@@ -70,6 +79,19 @@ class Customer:
     country: str | None
     city: str | None
     support_rep_id: strawberry.Private[str | None]
+    support_rep: Employee | None = to_one(
+        key=lambda customer: customer.support_rep_id,
+        load=customers_service.employee,
+        build=Employee.from_record,
+        description="The employee who looks after this customer.",
+    )
+    invoices: list[Annotated[Invoice, strawberry.lazy("schema.sales")]] | None = to_many(
+        key=lambda customer: customer.id,
+        load=sales_service.invoices_of_customer,
+        build=lambda record: _invoice(record),
+        description="The customer's invoices, oldest first; only the customer and employees may see them.",
+        permission_classes=[OwnCustomerData],
+    )
 
     @classmethod
     def from_record(cls, record: Record) -> Customer:
@@ -83,22 +105,6 @@ class Customer:
             country=record.get("country"),
             city=record.get("city"),
             support_rep_id=ref(record.get("supportRepId")),
-        )
-
-    @strawberry.field(description="The employee who looks after this customer.")
-    async def support_rep(self, info: Info) -> Employee | None:
-        record = await customers_service.employee(info.context, self.support_rep_id)
-        return node(info, Employee.from_record, record)
-
-    @strawberry.field(
-        description="The customer's invoices, oldest first; only the customer and employees may see them.",
-        permission_classes=[OwnCustomerData],
-    )
-    async def invoices(self, info: Info) -> list[Annotated[Invoice, strawberry.lazy("schema.sales")]] | None:
-        from schema.sales import Invoice
-
-        return nodes(
-            info, Invoice.from_record, await sales_service.invoices_of_customer(info.context, self.id)
         )
 
 
@@ -122,7 +128,9 @@ class Query:
         page = await customers_service.customers_page(
             info.context, offset=offset, limit=limit, country=country
         )
-        return relay.Connection[Customer].from_page(page, Customer.from_record)
+        connection = relay.Connection[Customer].from_page(page, Customer.from_record)
+        await prefetch(info, [edge.node for edge in connection.edges], under=("edges", "node"))
+        return connection
 
     @strawberry.field(description="One employee by id; null when there is none.")
     async def employee(self, info: Info, id: strawberry.ID) -> Employee | None:

@@ -9,6 +9,7 @@ from resolvers import playlists as playlists_service
 from schema import relay
 from schema.catalog import Track
 from schema.common import Info, node, nodes
+from schema.relations import prefetch
 
 
 @strawberry.type
@@ -25,9 +26,8 @@ class Playlist:
 
     @strawberry.field(description="The tracks on the playlist, in playlist order.")
     async def tracks(self, info: Info) -> list[Track]:
-        return nodes(
-            info, Track.from_record, await playlists_service.tracks_of_playlist(info.context, self.id)
-        )
+        records = await playlists_service.tracks_of_playlist(info.context, self.id)
+        return await prefetch(info, nodes(info, Track.from_record, records))
 
 
 @strawberry.type

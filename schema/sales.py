@@ -14,10 +14,17 @@ from resolvers import catalog as catalog_service
 from resolvers import customers as customers_service
 from resolvers import sales as sales_service
 from schema.catalog import Track
-from schema.common import Info, money, node, nodes, ref, timestamp
+from schema.common import Info, money, node, ref, timestamp
+from schema.relations import to_many, to_one
 
 if TYPE_CHECKING:
     from schema.customers import Customer
+
+
+def _customer(record: Record) -> Customer:
+    from schema.customers import Customer
+
+    return Customer.from_record(record)
 
 
 @strawberry.type
@@ -30,6 +37,18 @@ class Invoice:
     billing_country: str | None
     total: Decimal = strawberry.field(description="Sum of the lines' unit price times quantity.")
     customer_id: strawberry.Private[str | None]
+    customer: Annotated[Customer, strawberry.lazy("schema.customers")] | None = to_one(
+        key=lambda invoice: invoice.customer_id,
+        load=customers_service.customer,
+        build=_customer,
+        description="Who bought.",
+    )
+    lines: list[InvoiceLine] = to_many(
+        key=lambda invoice: invoice.id,
+        load=sales_service.lines_of_invoice,
+        build=lambda record: InvoiceLine.from_record(record),
+        description="What was bought.",
+    )
 
     @classmethod
     def from_record(cls, record: Record) -> Invoice:
@@ -43,20 +62,6 @@ class Invoice:
             customer_id=ref(record.get("customerId")),
         )
 
-    @strawberry.field(description="Who bought.")
-    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
-        from schema.customers import Customer
-
-        return node(
-            info, Customer.from_record, await customers_service.customer(info.context, self.customer_id)
-        )
-
-    @strawberry.field(description="What was bought.")
-    async def lines(self, info: Info) -> list[InvoiceLine]:
-        return nodes(
-            info, InvoiceLine.from_record, await sales_service.lines_of_invoice(info.context, self.id)
-        )
-
 
 @strawberry.type
 class InvoiceLine:
@@ -67,6 +72,18 @@ class InvoiceLine:
     quantity: int
     track_id: strawberry.Private[str | None]
     invoice_id: strawberry.Private[str | None]
+    track: Track | None = to_one(
+        key=lambda line: line.track_id,
+        load=catalog_service.track,
+        build=Track.from_record,
+        description="The track bought.",
+    )
+    invoice: Invoice | None = to_one(
+        key=lambda line: line.invoice_id,
+        load=sales_service.invoice,
+        build=Invoice.from_record,
+        description="The invoice this line is on.",
+    )
 
     @classmethod
     def from_record(cls, record: Record) -> InvoiceLine:
@@ -78,16 +95,6 @@ class InvoiceLine:
             track_id=ref(record.get("trackId")),
             invoice_id=ref(record.get("invoiceId")),
         )
-
-    @strawberry.field(description="The track bought.")
-    async def track(self, info: Info) -> Track | None:
-        record = await catalog_service.track(info.context, self.track_id)
-        return node(info, Track.from_record, record)
-
-    @strawberry.field(description="The invoice this line is on.")
-    async def invoice(self, info: Info) -> Invoice | None:
-        record = await sales_service.invoice(info.context, self.invoice_id)
-        return node(info, Invoice.from_record, record)
 
 
 @strawberry.type
