@@ -17,7 +17,7 @@ stale window are served instead, as :class:`~bff.stale.StaleRecord`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Hashable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Hashable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
@@ -145,9 +145,19 @@ class Loaders:
         return self.cache if client.settings.cache_ttl_ms > 0 else None
 
     async def _fetch(
-        self, client: ServiceClient, resource: str, field: str, keys: list[str]
+        self,
+        client: ServiceClient,
+        resource: str,
+        field: str,
+        keys: list[str],
+        *,
+        stale: Collection[str] = (),
     ) -> list[tuple[list[str], JSONResponse | Exception]]:
-        """GET the records with ``field`` in ``keys``, chunk by chunk; a failed chunk yields its error."""
+        """GET the records with ``field`` in ``keys``, chunk by chunk; a failed chunk yields its error.
+
+        A chunk whose keys all have a stale cache entry (``stale``) is tried once, not retried: on a
+        failure the stale entries are served at once instead of after every backoff.
+        """
         if not keys:
             return []
         path = f"/{resource}"
@@ -159,7 +169,15 @@ class Loaders:
             max_url_length=client.settings.max_url_length,
         )
         results = await asyncio.gather(
-            *(client.get(path, call=self.call, params=[(field, key) for key in chunk]) for chunk in chunks),
+            *(
+                client.get(
+                    path,
+                    call=self.call,
+                    params=[(field, key) for key in chunk],
+                    retry=not all(key in stale for key in chunk),
+                )
+                for chunk in chunks
+            ),
             return_exceptions=True,
         )
         outcome: list[tuple[list[str], JSONResponse | Exception]] = []
@@ -195,7 +213,8 @@ class Loaders:
                 if hit is not None and hit.fresh:
                     found[key] = hit.value
             missing = [key for key in keys if key not in found]
-            for chunk, result in await self._fetch(client, resource, "id", missing):
+            stale = {key for key in missing if key_of(key) in hits}
+            for chunk, result in await self._fetch(client, resource, "id", missing, stale=stale):
                 if isinstance(result, Exception):
                     for key in chunk:
                         found[key] = _stale_or(hits.get(key_of(key)), client.name, result)
@@ -223,7 +242,7 @@ class Loaders:
             groups: dict[str, Any] = {key: group for key, (group, fresh) in cached.items() if fresh}
             missing = [key for key in keys if key not in groups]
             found: list[Record] = []
-            for chunk, result in await self._fetch(client, resource, field, missing):
+            for chunk, result in await self._fetch(client, resource, field, missing, stale=cached.keys()):
                 if isinstance(result, Exception):
                     for key in chunk:
                         stale = cached.get(key)

@@ -89,11 +89,13 @@ class ServiceClient:
         call: Call,
         params: Params | None = None,
         json_body: Any = None,
+        retry: bool = True,
     ) -> JSONResponse:
         """Send one request through the resilience pipeline and return the parsed JSON answer.
 
         ``path`` is relative to the service URL (``/tracks``); ``call`` says which operation the
-        request is made for (request id, forwarded headers, deadline). The pipeline, outermost
+        request is made for (request id, forwarded headers, deadline); ``retry=False`` makes one
+        attempt even for an idempotent method (the caller has a fallback). The pipeline, outermost
         first: in-flight de-duplication (GET only) -> bulkhead -> circuit breaker -> retries
         (idempotent methods only) -> deadline -> httpx. Raises a
         :class:`~bff.errors.DownstreamError` subclass: ``NOT_FOUND`` (404), ``RATE_LIMITED`` (429),
@@ -109,7 +111,7 @@ class ServiceClient:
         def guarded() -> Awaitable[JSONResponse]:
             return self._bulkhead.call(
                 lambda: self._breaker.call(
-                    lambda: with_retries(method, self.settings, call.deadline, attempt)
+                    lambda: with_retries(method, self.settings, call.deadline, attempt, enabled=retry)
                 )
             )
 
@@ -118,7 +120,7 @@ class ServiceClient:
         # leaves httpcore's connection open and marked active.
         async with self._deadline(call, grace_s=WAITER_GRACE_S):
             if method == "GET":
-                return await self._inflight.run((path, pairs, call.headers), guarded)
+                return await self._inflight.run((path, pairs, call.headers, retry), guarded)
             return await guarded()
 
     @asynccontextmanager
@@ -169,9 +171,11 @@ class ServiceClient:
         """The circuit breaker's state: ``closed``, ``open`` or ``half-open``."""
         return await self._breaker.state()
 
-    async def get(self, path: str, *, call: Call, params: Params | None = None) -> JSONResponse:
+    async def get(
+        self, path: str, *, call: Call, params: Params | None = None, retry: bool = True
+    ) -> JSONResponse:
         """``GET path``; see :meth:`request`."""
-        return await self.request("GET", path, call=call, params=params)
+        return await self.request("GET", path, call=call, params=params, retry=retry)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -41,10 +41,18 @@ def backoff_hook(settings: ServiceSettings, deadline: float | None) -> Callable[
 
 
 async def with_retries(
-    method: str, settings: ServiceSettings, deadline: float | None, attempt: Callable[[], Awaitable[T]]
+    method: str,
+    settings: ServiceSettings,
+    deadline: float | None,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    enabled: bool = True,
 ) -> T:
-    """Run ``attempt`` once, or up to ``settings.retry_attempts`` times for an idempotent method."""
-    if method not in IDEMPOTENT_METHODS or settings.retry_attempts == 1:
+    """Run ``attempt`` once, or up to ``settings.retry_attempts`` times for an idempotent method.
+
+    ``enabled=False`` makes one attempt whatever the method (the caller has a fallback).
+    """
+    if not enabled or method not in IDEMPOTENT_METHODS or settings.retry_attempts == 1:
         return await attempt()
     async for retry in stamina.retry_context(
         on=backoff_hook(settings, deadline),
