@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,20 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110 - the state lives in another component; polling is the test
             await asyncio.sleep(0.01)
+
+
+async def take(stream: AsyncGenerator[dict[str, Any], None], count: int) -> list[dict[str, Any]]:
+    """The next ``count`` results of a subscription (bounded in time), then unsubscribe."""
+    results: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(WAIT_S):
+            async for result in stream:
+                results.append(result)
+                if len(results) == count:
+                    break
+    finally:
+        await stream.aclose()
+    return results
 
 
 @dataclass

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from gql.transport.exceptions import TransportConnectionFailed, TransportQueryEr
 from gql.transport.websockets import WebsocketsTransport
 
 from bff.events import CHARGE_SUCCEEDED, EVENT_BUS, INVOICE_CREATED, PLAYLIST_UPDATED, Event
-from tests.e2e.live import WAIT_S, Live, run_live, wait_until
+from tests.e2e.live import Live, run_live, take, wait_until
 from tests.e2e.stack import run_bff
 from tests.support.tokens import SECRET, customer, employee, token
 
@@ -78,20 +78,6 @@ def gql_client(
         url=live.ws_url, subprotocols=[protocol], init_payload=payload or {}, headers=headers, close_timeout=2
     )
     return Client(transport=transport, fetch_schema_from_transport=False)
-
-
-async def take(stream: AsyncGenerator[dict[str, Any], None], count: int) -> list[dict[str, Any]]:
-    """The next ``count`` results of a subscription (bounded in time), then unsubscribe."""
-    results: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(WAIT_S):
-            async for result in stream:
-                results.append(result)
-                if len(results) == count:
-                    break
-    finally:
-        await stream.aclose()
-    return results
 
 
 async def purchase(live: Live, customer_id: str) -> str:

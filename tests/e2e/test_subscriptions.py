@@ -6,7 +6,7 @@ import asyncio
 import json
 import shutil
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from bff.events import CHARGE_SUCCEEDED, INVOICE_CREATED, PLAYLIST_UPDATED, Event
 from bff.subscriptions import SLOW_SUBSCRIBER_CLOSE_CODE
-from tests.e2e.live import WAIT_S, Live, run_live
+from tests.e2e.live import WAIT_S, Live, run_live, take
 from tests.support.tools import missing
 
 PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
@@ -46,20 +46,6 @@ def gql_client(live: Live, protocol: str) -> Client:
     """The gql client over its websockets transport, speaking ``protocol``."""
     transport = WebsocketsTransport(url=live.ws_url, subprotocols=[protocol], close_timeout=2)
     return Client(transport=transport, fetch_schema_from_transport=False)
-
-
-async def take(stream: AsyncGenerator[dict[str, Any], None], count: int) -> list[dict[str, Any]]:
-    """The next ``count`` results of a subscription (bounded in time), then unsubscribe."""
-    results: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(WAIT_S):
-            async for result in stream:
-                results.append(result)
-                if len(results) == count:
-                    break
-    finally:
-        await stream.aclose()
-    return results
 
 
 async def purchase(live: Live, customer_id: str, track_id: str) -> str:
