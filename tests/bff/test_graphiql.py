@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from bff import graphiql
 from bff.graphiql import ASSETS, DEFAULT_ASSETS_PREFIX, SETUP_COMMAND
+from tests.support.tools import missing
 
 CONTENT_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -51,10 +51,7 @@ def assets_dir() -> Path:
     """The installed ``node_modules``; fails on CI and skips elsewhere when the setup step was not run."""
     found = graphiql.find_assets_dir(None)
     if found is None:
-        reason = f"GraphiQL assets not installed: run `{SETUP_COMMAND}`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"GraphiQL assets (`{SETUP_COMMAND}`)")
     return found
 
 

@@ -21,6 +21,7 @@ from demo.jsonserver import (
     write_db_files,
 )
 from tests.support.jsonserver import JSON_SERVER_VERSION, require_json_server
+from tests.support.tools import missing
 
 TRACKS = load_chinook()["tracks"]
 
@@ -204,7 +205,7 @@ async def test_servers_are_gone_after_an_error_in_the_block(tmp_path: Path) -> N
 async def test_a_server_that_dies_at_start_raises_and_leaves_nothing(tmp_path: Path) -> None:
     """A bin that exits at once raises ``JsonServerError`` with its log, after stopping the others."""
     if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+        missing("node")
     broken = tmp_path / "broken.js"
     broken.write_text("console.error('broken on purpose'); process.exit(3)\n")
     with pytest.raises(JsonServerError, match="broken on purpose"):
