@@ -41,6 +41,8 @@ import httpx
 import psutil
 from standardwebhooks.webhooks import Webhook
 
+from demo.payments import signed_headers
+
 BENCH_DIR: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = BENCH_DIR / "results"
 SECRET: Final = "whsec_" + base64.b64encode(b"bench: subscriptions secret 32 B").decode()
@@ -125,14 +127,7 @@ class Publisher:
         """Send one webhook; returns the monotonic time just before the POST."""
         charge = {"id": charge_id, "invoiceId": 1, "amount": 0.99, "currency": "USD", "status": "SUCCEEDED"}
         body = json.dumps({"type": "charge.succeeded", "data": charge})
-        now = datetime.now(UTC)
-        webhook_id = f"msg_bench_{charge_id}"
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": self.signer.sign(webhook_id, now, body),
-        }
+        headers = signed_headers(self.signer, f"msg_bench_{charge_id}", body, datetime.now(UTC))
         sent = time.monotonic()
         response = await self.http.post(self.url, content=body, headers=headers)
         if response.status_code != 202:

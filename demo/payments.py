@@ -109,6 +109,16 @@ class Delivery:
     error: str | None = None
 
 
+def signed_headers(signer: Webhook, webhook_id: str, body: str, at: datetime) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``: its id, the time ``at`` (UTC) and ``signer``'s signature."""
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signer.sign(webhook_id, at, body),
+    }
+
+
 def _bad(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -222,13 +232,7 @@ class PaymentsService:
         for copy in range(1, config.copies + 1):
             wait_s = config.retry_initial_ms / 1000
             for attempt in range(1, config.max_attempts + 1):
-                now = datetime.now(UTC)
-                headers = {
-                    "Content-Type": "application/json",
-                    "webhook-id": webhook_id,
-                    "webhook-timestamp": str(int(now.timestamp())),
-                    "webhook-signature": signer.sign(webhook_id, now, body),
-                }
+                headers = signed_headers(signer, webhook_id, body, datetime.now(UTC))
                 status: int | None = None
                 error: str | None = None
                 try:

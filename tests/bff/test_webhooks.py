@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from bff.app import create_app
 from bff.settings import SettingsError, load_settings
 from bff.webhooks import WebhookRejected, WebhookVerifier
+from demo.payments import signed_headers
 
 NEW = "whsec_" + base64.b64encode(b"the new secret, thirty-two bytes").decode()
 OLD = "whsec_" + base64.b64encode(b"the old secret, thirty-two bytes").decode()
@@ -19,12 +20,7 @@ OLD = "whsec_" + base64.b64encode(b"the old secret, thirty-two bytes").decode()
 
 def headers_for(body: str, secret: str, *, at: float) -> dict[str, str]:
     """Standard Webhooks headers signing ``body`` with ``secret`` at unix time ``at``."""
-    moment = datetime.fromtimestamp(at, tz=UTC)
-    return {
-        "webhook-id": "msg_1",
-        "webhook-timestamp": str(int(at)),
-        "webhook-signature": Webhook(secret).sign("msg_1", moment, body),
-    }
+    return signed_headers(Webhook(secret), "msg_1", body, datetime.fromtimestamp(at, tz=UTC))
 
 
 def test_secrets_are_a_comma_separated_list_never_shown() -> None:

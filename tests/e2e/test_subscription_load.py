@@ -26,6 +26,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bff.events import EVENT_BUS
+from demo.payments import signed_headers
 from tests.e2e.stack import run_bff
 
 SUBSCRIBERS = 1_000
@@ -98,14 +99,7 @@ class Publisher:
         """One webhook for one charge; the BFF must accept it (202)."""
         charge = {"id": charge_id, "invoiceId": 1, "amount": 0.99, "currency": "USD", "status": "SUCCEEDED"}
         body = json.dumps({"type": "charge.succeeded", "data": charge})
-        now = datetime.now(UTC)
-        webhook_id = f"msg_load_{charge_id}"
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": self.signer.sign(webhook_id, now, body),
-        }
+        headers = signed_headers(self.signer, f"msg_load_{charge_id}", body, datetime.now(UTC))
         response = await self.http.post(self.url, content=body, headers=headers)
         assert response.status_code == 202, response.text
 

@@ -17,6 +17,7 @@ from gql.transport.websockets import WebsocketsTransport
 from standardwebhooks.webhooks import Webhook
 
 from bff.events import CHARGE_FAILED, CHARGE_SUCCEEDED, Event
+from demo.payments import signed_headers
 from tests.e2e.live import OLD_SECRET, SECRET, Live, run_live, wait_until
 from tests.e2e.stack import run_bff
 
@@ -45,13 +46,7 @@ def signed(
 ) -> dict[str, str]:
     """Standard Webhooks headers for ``body``, signed with ``secret`` at time ``at`` (default: now)."""
     moment = datetime.fromtimestamp(time.time() if at is None else at, tz=UTC)
-    webhook_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    return {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, moment, body.decode()),
-    }
+    return signed_headers(Webhook(secret), msg_id or f"msg_{uuid.uuid4().hex}", body.decode(), moment)
 
 
 async def deliver(live: Live, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
