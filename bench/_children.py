@@ -251,6 +251,17 @@ def ratio(numerator: float, denominator: float) -> str:
     return f"x{number(numerator / denominator)}" if denominator else "x-"
 
 
+def report(
+    path: Path, rows: list[Any], settings: dict[str, Any], machine: dict[str, Any], table: str, elapsed: float
+) -> None:
+    """Write the figures to ``path`` (:func:`write_json`), then print ``table`` and a closing line."""
+    write_json(path, rows, settings, machine)
+    print(table)
+    print(
+        f"{elapsed:.0f} s in all; {os.cpu_count()} CPUs, Python {platform.python_version()}; figures: {path}"
+    )
+
+
 def write_json(path: Path, rows: list[Any], settings: dict[str, Any], machine: dict[str, Any]) -> None:
     """Write the figures (dataclass ``rows``), the settings and the machine as one JSON document.
 

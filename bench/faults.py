@@ -44,7 +44,6 @@ import argparse
 import asyncio
 import math
 import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -63,9 +62,9 @@ from _children import (
     machine_info,
     percentile,
     ratio,
+    report,
     sigterm_interrupts,
     stage,
-    write_json,
 )
 
 QUERIES: Final = {
@@ -494,11 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(elapsed, 1),
     }
     path = RESULTS_DIR / f"faults-{stamp}.json"
-    write_json(path, rows, settings, machine)
-    print(format_table(rows))
-    print(
-        f"{elapsed:.0f} s in all; {os.cpu_count()} CPUs, Python {platform.python_version()}; figures: {path}"
-    )
+    report(path, rows, settings, machine, format_table(rows), elapsed)
     return 0
 
 

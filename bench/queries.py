@@ -41,7 +41,6 @@ import asyncio
 import json
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -60,9 +59,9 @@ from _children import (
     number,
     percentile,
     ratio,
+    report,
     sigterm_interrupts,
     stage,
-    write_json,
 )
 
 NESTED_CUSTOMER: Final = (
@@ -458,11 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(elapsed, 1),
     }
     path = RESULTS_DIR / f"queries-{stamp}.json"
-    write_json(path, rows, settings, machine)
-    print(format_table(rows))
-    print(
-        f"{elapsed:.0f} s in all; {os.cpu_count()} CPUs, Python {platform.python_version()}; figures: {path}"
-    )
+    report(path, rows, settings, machine, format_table(rows), elapsed)
     return 0
 
 
