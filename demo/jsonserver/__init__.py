@@ -5,7 +5,7 @@ json-server instead of our own demo services. This module:
 
 - writes one ``db.json`` per service (``write_db_files``), in a directory the caller owns, because
   json-server writes every POST/PATCH/PUT/DELETE back to its file: never point it at shipped data;
-- finds the json-server bin (``find_json_server``): ``$BFF_JSON_SERVER_BIN``, else the one ``.ci/run``
+- finds the json-server bin (``find_json_server``): ``$BFFTEST_JSON_SERVER_BIN``, else the one ``.ci/run``
   installs under ``<repo>/.ci/node_modules``;
 - runs one server per service on free ``127.0.0.1`` ports with ``counter.js`` (``GET``/``DELETE
   /_stats``) loaded, and stops them all when the block exits, however it exits (``run_json_servers``).
@@ -42,8 +42,12 @@ __all__ = [
     "write_db_files",
 ]
 
-JSON_SERVER_BIN_ENV = "BFF_JSON_SERVER_BIN"
-"""Environment variable naming the json-server bin to use (``.ci/run`` sets it)."""
+JSON_SERVER_BIN_ENV = "BFFTEST_JSON_SERVER_BIN"
+"""Environment variable naming the json-server bin to use (``.ci/run`` sets it).
+
+Not ``BFF_*``: the BFF refuses unknown ``BFF_*`` variables at start-up, and tests start BFFs with
+this one in their environment.
+"""
 
 COUNTER_JS: Path = Path(__file__).with_name("counter.js")
 """The json-server middleware that serves ``GET``/``DELETE /_stats``."""
@@ -61,7 +65,7 @@ class JsonServerError(RuntimeError):
 def find_json_server(env: Mapping[str, str] | None = None) -> Path | None:
     """Return the json-server bin to run, or ``None`` when there is none.
 
-    Looks at ``$BFF_JSON_SERVER_BIN`` (from ``env``, default ``os.environ``) first, then at
+    Looks at ``$BFFTEST_JSON_SERVER_BIN`` (from ``env``, default ``os.environ``) first, then at
     ``<repo>/.ci/node_modules/.bin/json-server``. A path that does not exist counts as none.
     """
     environ = os.environ if env is None else env

@@ -31,7 +31,8 @@ async def services() -> AsyncIterator[dict[str, str]]:
 async def test_playground_runs_queries_and_subscriptions_offline(services: dict[str, str]) -> None:
     """Chromium, reaching only 127.0.0.1, loads GraphiQL, runs a query and gets a subscription event."""
     node = shutil.which("node")
-    chromium = os.environ.get("BFF_CHROMIUM") or shutil.which("chromium")
+    # BFFTEST_, not BFF_: the BFF refuses unknown BFF_* variables, and it inherits this environment.
+    chromium = os.environ.get("BFFTEST_CHROMIUM") or shutil.which("chromium")
     if node is None or chromium is None or not PUPPETEER.is_file():
         missing("node, Chromium and puppeteer-core (`apt-get install chromium`, `npm ci --prefix .ci`)")
     assert node is not None

@@ -64,7 +64,7 @@ async def catalog(json_servers: dict[str, str]) -> AsyncIterator[httpx.AsyncClie
 
 
 def test_find_json_server_prefers_the_environment(tmp_path: Path) -> None:
-    """``$BFF_JSON_SERVER_BIN`` wins when it names a file, and is ignored when it does not."""
+    """``$BFFTEST_JSON_SERVER_BIN`` wins when it names a file, and is ignored when it does not."""
     bin_path = tmp_path / "json-server"
     bin_path.write_text("#!/usr/bin/env node\n")
     assert find_json_server({JSON_SERVER_BIN_ENV: str(bin_path)}) == bin_path

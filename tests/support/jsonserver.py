@@ -1,7 +1,7 @@
 """The ``json_servers`` fixture: real json-server 0.17.4 processes over the Chinook data.
 
 Import the fixture into a ``conftest.py`` to use it (``from tests.support.jsonserver import
-json_servers``). Without json-server installed (``npm ci --prefix .ci``, or ``$BFF_JSON_SERVER_BIN``)
+json_servers``). Without json-server installed (``npm ci --prefix .ci``, or ``$BFFTEST_JSON_SERVER_BIN``)
 tests that use it are skipped, and fail when ``CI=true``: CI must never skip them silently.
 """
 
