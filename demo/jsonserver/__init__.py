@@ -1,10 +1,11 @@
-"""Run the real json-server 0.17.4 over the Chinook data: one process per service, for tests.
+"""Run the real json-server 0.17.4 over the Chinook data, or any data: one process per service, for tests.
 
 The BFF must work against a REST server we did not write, so the end-to-end tests can point it at
 json-server instead of our own demo services. This module:
 
-- writes one ``db.json`` per service (``write_db_files``), in a directory the caller owns, because
-  json-server writes every POST/PATCH/PUT/DELETE back to its file: never point it at shipped data;
+- writes one ``db.json`` per service (``write_db_files`` for the Chinook split, ``write_dbs`` for any
+  data), in a directory the caller owns, because json-server writes every POST/PATCH/PUT/DELETE back
+  to its file: never point it at shipped data;
 - finds the json-server bin (``find_json_server``): ``$BFFTEST_JSON_SERVER_BIN``, else the one ``.ci/run``
   installs under ``<repo>/.ci/node_modules``;
 - runs one server per service on free ``127.0.0.1`` ports with ``counter.js`` (``GET``/``DELETE
@@ -40,6 +41,7 @@ __all__ = [
     "json_server_version",
     "run_json_servers",
     "write_db_files",
+    "write_dbs",
 ]
 
 JSON_SERVER_BIN_ENV = "BFFTEST_JSON_SERVER_BIN"
@@ -93,13 +95,26 @@ def write_db_files(
     Each file holds exactly the resources that service owns, as ``service_data`` returns them.
     """
     source = load_chinook() if data is None else data
+    names = SERVICES if services is None else services
+    return write_dbs(directory, {service: service_data(service, source) for service in names})
+
+
+def write_dbs(directory: Path, dbs: Mapping[str, Mapping[str, list[Record]]]) -> dict[str, Path]:
+    """Write ``<directory>/<name>/db.json`` for each entry of ``dbs`` and return name -> file.
+
+    ``dbs`` maps a server name to its resources (resource -> records), which the file holds as they
+    are, in their order. Raises ``ValueError`` for a name that is not one plain directory name
+    (empty, ``.``, ``..``, or with a path separator): every server must get its own directory.
+    """
     files: dict[str, Path] = {}
-    for service in SERVICES if services is None else services:
-        service_dir = directory / service
+    for name, resources in dbs.items():
+        if name in {"", ".", ".."} or Path(name).name != name:  # "a/b" and "a/" are not plain names
+            raise ValueError(f"not a plain directory name for a json-server: {name!r}")
+        service_dir = directory / name
         service_dir.mkdir(parents=True, exist_ok=True)
         path = service_dir / "db.json"
-        path.write_text(json.dumps(service_data(service, source)), encoding="utf-8")
-        files[service] = path
+        path.write_text(json.dumps(dict(resources)), encoding="utf-8")
+        files[name] = path
     return files
 
 
@@ -110,9 +125,15 @@ async def run_json_servers(
     *,
     services: Iterable[str] | None = None,
     data: dict[str, list[Record]] | None = None,
+    dbs: Mapping[str, Mapping[str, list[Record]]] | None = None,
     startup_timeout: float = 30.0,
 ) -> AsyncIterator[dict[str, str]]:
     """Run one json-server per service and yield service -> base URL (``http://127.0.0.1:PORT``).
+
+    By default the services are the Chinook ones (``services``, default all of ``SERVICES``), each
+    over its share of ``data`` (default: a fresh ``load_chinook()``). ``dbs`` runs any data instead:
+    one server per entry, named by its key, serving that entry's resources (see ``write_dbs``).
+    Passing ``dbs`` with ``services`` or ``data`` raises ``ValueError``.
 
     The db files and each server's log (``<directory>/<service>/json-server.log``) go under
     ``directory``, which the caller owns (a temporary directory). Every server answers
@@ -122,9 +143,14 @@ async def run_json_servers(
     Raises ``JsonServerError`` when ``node`` is missing or a server does not start within
     ``startup_timeout`` seconds; servers already started are stopped first.
     """
+    if dbs is not None and (services is not None or data is not None):
+        raise ValueError("pass dbs, or the Chinook services and data, not both")
     command = _command(bin_path)
     # About 0.1 s of JSON encoding: off the event loop.
-    files = await asyncio.to_thread(write_db_files, directory, data, services=services)
+    if dbs is None:
+        files = await asyncio.to_thread(write_db_files, directory, data, services=services)
+    else:
+        files = await asyncio.to_thread(write_dbs, directory, dbs)
     processes: list[asyncio.subprocess.Process] = []
     try:
         try:

@@ -19,6 +19,7 @@ from demo.jsonserver import (
     json_server_version,
     run_json_servers,
     write_db_files,
+    write_dbs,
 )
 from tests.support.jsonserver import JSON_SERVER_VERSION, require_json_server
 from tests.support.tools import missing
@@ -81,6 +82,52 @@ def test_write_db_files_writes_one_db_per_service(tmp_path: Path) -> None:
         db = json.loads(path.read_text(encoding="utf-8"))
         assert list(db) == list(SERVICES[service])
         assert all(db[resource] == data[resource] for resource in SERVICES[service])
+
+
+def test_write_dbs_writes_any_data_as_given(tmp_path: Path) -> None:
+    """``write_dbs`` writes each server's resources to its own ``db.json`` unchanged, in order."""
+    dbs = {"one": {"things": [{"id": 2}, {"id": 1}], "others": []}, "two": {"items": [{"id": 1, "x": "é"}]}}
+    files = write_dbs(tmp_path, dbs)
+    assert files == {name: tmp_path / name / "db.json" for name in dbs}
+    for name, path in files.items():
+        db = json.loads(path.read_text(encoding="utf-8"))
+        assert db == dbs[name]
+        assert list(db) == list(dbs[name])
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a/", "/abs"])
+def test_write_dbs_refuses_names_that_are_not_one_directory(tmp_path: Path, name: str) -> None:
+    """A server name that would not give the server a directory of its own raises ``ValueError``."""
+    with pytest.raises(ValueError, match="not a plain directory name"):
+        write_dbs(tmp_path / "dbs", {name: {"things": []}})
+    assert not (tmp_path / "dbs").exists()
+
+
+async def test_run_json_servers_refuses_dbs_with_chinook_options(tmp_path: Path) -> None:
+    """``dbs`` together with ``services`` or ``data`` raises ``ValueError`` before anything starts."""
+    # The bin does not exist: had the call gone on, it would have raised JsonServerError instead.
+    with pytest.raises(ValueError, match="not both"):
+        async with run_json_servers(tmp_path / "missing", tmp_path, dbs={"x": {}}, services=["catalog"]):
+            pytest.fail("the block must not run")
+
+
+async def test_run_json_servers_serves_any_data_with_the_counter(tmp_path: Path) -> None:
+    """With ``dbs``, each named server serves its own resources and counts requests at ``/_stats``."""
+    bin_path = require_json_server()
+    dbs = {"left": {"things": [{"id": 1}, {"id": 2}]}, "right": {"items": [{"id": 7, "name": "seven"}]}}
+    async with (
+        run_json_servers(bin_path, tmp_path, dbs=dbs) as urls,
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        assert set(urls) == {"left", "right"}
+        assert (await client.get(f"{urls['left']}/things")).json() == dbs["left"]["things"]
+        assert (await client.get(f"{urls['right']}/items/7")).json() == {"id": 7, "name": "seven"}
+        assert (await client.get(f"{urls['left']}/items")).status_code == 404
+        assert (await client.get(f"{urls['left']}/_stats")).json() == {
+            "total": 2,
+            "requests": {"GET /things": 1, "GET /items": 1},
+        }
+        assert (await client.get(f"{urls['right']}/_stats")).json()["total"] == 1
 
 
 def test_installed_json_server_is_the_pinned_version() -> None:
