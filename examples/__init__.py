@@ -1,0 +1,1 @@
+"""Example apps built with the bff kit; not installed with it (run them from the repository root)."""
