@@ -14,7 +14,7 @@ import json
 import signal
 import sys
 
-from demo.server import start_services
+from bff_chinook.demo.server import start_services
 
 SERVICES = ("customers", "catalog", "sales", "playlists")
 """The services the BFF calls (the demo's payments service is not needed here)."""

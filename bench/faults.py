@@ -148,8 +148,9 @@ def bff_names(uncached: bool) -> tuple[str, ...]:
 def effective_settings(settings: dict[str, str], services: list[str]) -> dict[str, Any]:
     """What the BFF makes of ``settings``: its resilience settings per service and its deadline."""
     from bff.settings import load_settings
+    from bff_chinook.schema import app
 
-    loaded = load_settings(settings)
+    loaded = load_settings(settings, services=app.service_defaults())
     return {
         "operation_timeout_ms": loaded.operation_timeout_ms,
         "services": {

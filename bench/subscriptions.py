@@ -41,7 +41,7 @@ import httpx
 import psutil
 from standardwebhooks.webhooks import Webhook
 
-from demo.payments import signed_headers
+from bff_chinook.demo.payments import signed_headers
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = BENCH_DIR / "results"

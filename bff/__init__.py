@@ -1,1 +1,50 @@
-"""bff: a GraphQL backend-for-frontend over several downstream REST services."""
+"""bff: a GraphQL backend-for-frontend over several downstream REST services.
+
+The public API an app is written against: declare services and resources, write Strawberry types
+with relationship fields, and hand one :class:`App` to ``bff serve --app MODULE:ATTR``.
+"""
+
+from bff.application import App, Service
+from bff.context import Context
+from bff.cost_map import FieldCost, cost_hint
+from bff.errors import BadUserInput, BFFError, Forbidden, Unauthenticated
+from bff.events import Event
+from bff.graph import (
+    PAGE_COST,
+    Connection,
+    Info,
+    Page,
+    Resource,
+    connection,
+    node,
+    nodes,
+    prefetch,
+    ref,
+    to_many,
+    to_one,
+)
+
+__all__ = [
+    "PAGE_COST",
+    "App",
+    "BFFError",
+    "BadUserInput",
+    "Connection",
+    "Context",
+    "Event",
+    "FieldCost",
+    "Forbidden",
+    "Info",
+    "Page",
+    "Resource",
+    "Service",
+    "Unauthenticated",
+    "connection",
+    "cost_hint",
+    "node",
+    "nodes",
+    "prefetch",
+    "ref",
+    "to_many",
+    "to_one",
+]

@@ -1,8 +1,8 @@
-"""``create_app``: the aiohttp application serving the graph.
+"""``create_app``: the aiohttp application serving an app's graph.
 
-Resources (one ``ServiceClient`` per downstream service) are opened and closed in ``cleanup_ctx``
-and kept under typed ``web.AppKey``s. ``transport`` is the test seam: it replaces the network for
-every service client (``httpx.MockTransport`` in unit tests).
+Resources (one ``ServiceClient`` per service the app declares) are opened and closed in
+``cleanup_ctx`` and kept under typed ``web.AppKey``s. ``transport`` is the test seam: it replaces
+the network for every service client (``httpx.MockTransport`` in unit tests).
 """
 
 from __future__ import annotations
@@ -14,20 +14,23 @@ import httpx
 from aiohttp import web
 
 from bff import graphiql
+from bff.application import App
 from bff.auth import Authenticator, auth_middleware
 from bff.cache import EntityCache, MemoryStorage
 from bff.context import CACHE, SERVICES, Services
 from bff.cors import cors_middleware
 from bff.downstream import ServiceClient
 from bff.events import EVENT_BUS, InMemoryEventBus
+from bff.graph.schema import build_schema
 from bff.idempotency import IDEMPOTENCY, InMemoryIdempotencyStore
 from bff.request_id import request_id_middleware
-from bff.settings import Settings, SettingsError
+from bff.settings import Settings, SettingsError, service_variable
 from bff.view import GraphQLView
 from bff.webhooks import setup_webhooks
-from schema import build_schema
 
 SETTINGS = web.AppKey("bff.settings", Settings)
+APP = web.AppKey("bff.app", App)
+"""The :class:`~bff.application.App` being served."""
 
 GRAPHIQL_ASSETS_PREFIX = "/graphiql/assets"
 
@@ -43,7 +46,7 @@ async def readyz(request: web.Request) -> web.Response:
     ``status`` is ``ready`` (all closed), ``degraded`` (some open or half-open: the BFF still answers
     with partial data) or ``unavailable`` (every breaker open: HTTP 503, take this instance out).
     """
-    clients = request.app[SERVICES].all()
+    clients = request.app[SERVICES].values()
     states = {client.name: await client.breaker_state() for client in clients}
     if all(state == "closed" for state in states.values()):
         status = "ready"
@@ -55,12 +58,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if status == "unavailable" else 200)
 
 
-def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> web.Application:
-    """Build the app: ``/graphql`` (POST, GET, WebSocket, GraphiQL), ``/healthz`` and GraphiQL assets.
+def create_app(
+    settings: Settings, app_spec: App, *, transport: httpx.AsyncBaseTransport | None = None
+) -> web.Application:
+    """Serve ``app_spec``: ``/graphql`` (POST, GET, SSE, WebSocket, GraphiQL), its webhook endpoints,
+    ``/healthz``, ``/readyz`` and GraphiQL's assets.
 
-    Raises :class:`~bff.settings.SettingsError` when ``BFF_GRAPHIQL_ASSETS_DIR`` names a directory
-    that does not hold the pinned GraphiQL files.
+    ``settings`` must come from :func:`~bff.settings.load_settings` with the app's services. Raises
+    :class:`~bff.settings.SettingsError` when a service the app declares has no settings, or
+    ``BFF_GRAPHIQL_ASSETS_DIR`` names a directory that does not hold the pinned GraphiQL files.
     """
+    missing = [name for name in app_spec.services if name not in settings.services]
+    if missing:
+        raise SettingsError(f"BFF_SERVICE_{service_variable(missing[0])}_URL: no settings for {missing[0]!r}")
     authenticator = Authenticator.from_settings(settings, transport=transport)
     app = web.Application(
         middlewares=[
@@ -70,14 +80,16 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         ]
     )
     app[SETTINGS] = settings
-    app[CACHE] = EntityCache(MemoryStorage(settings.cache_max_entries))
+    app[APP] = app_spec
+    cache = EntityCache(MemoryStorage(settings.cache_max_entries))
+    app[CACHE] = cache
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         clients = {
-            name: ServiceClient(name, settings.service(name), transport=transport)
-            for name in ("customers", "catalog", "sales", "playlists", "payments")
+            name: ServiceClient(name, settings.service(name), transport=transport, cache=cache)
+            for name in app_spec.services
         }
-        app[SERVICES] = Services(**clients)
+        app[SERVICES] = Services(clients)
         try:
             yield
         finally:
@@ -91,7 +103,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app[IDEMPOTENCY] = InMemoryIdempotencyStore(
         ttl_s=settings.idempotency_ttl_s, max_keys=settings.idempotency_max_keys
     )
-    setup_webhooks(app, settings)
+    setup_webhooks(app, settings, app_spec.webhooks)
 
     graphiql_html: str | None = None
     if settings.graphiql:
@@ -106,10 +118,11 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             graphql_path=settings.graphql_path,
         )
     view = GraphQLView(
-        schema=build_schema(settings),
+        schema=build_schema(app_spec, settings),
         settings=settings,
         authenticator=authenticator,
         graphiql_html=graphiql_html,
+        cost_map=app_spec.cost_map,
     )
     app.router.add_route("*", settings.graphql_path, view)
     app.on_cleanup.append(view.endpoint.aclose)

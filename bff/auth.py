@@ -5,10 +5,10 @@
   The algorithm picks the key source, and each source verifies only its own algorithm, so
   ``alg: none`` and algorithm confusion (an HS256 token "signed" with the RSA public key) fail.
   ``exp`` and ``sub`` are required; ``exp``, ``nbf``, ``iss`` (``BFF_JWT_ISSUER``) and ``aud``
-  (``BFF_JWT_AUDIENCE``) are checked with ``BFF_JWT_LEEWAY_MS`` of clock skew. Claims: ``role``
-  (``employee`` or ``customer``, the default) and ``customer_id`` (default: ``sub``).
+  (``BFF_JWT_AUDIENCE``) are checked with ``BFF_JWT_LEEWAY_MS`` of clock skew. The token's claims
+  become the principal's :attr:`Principal.claims`; what they mean (roles, tenants) is the app's rule.
 - ``X-Api-Key: <key>``: the key's SHA-256 hex digest must be in ``BFF_API_KEYS``, which maps it to
-  ``employee:<name>`` or ``customer:<id>``.
+  ``<role>:<subject>``, e.g. ``employee:andrew`` (claims ``{"sub": "andrew", "role": "employee"}``).
 
 No credentials: the principal is ``None`` (anonymous). Bad credentials: HTTP 401 with
 ``UNAUTHENTICATED`` and ``WWW-Authenticate: Bearer``, before any field runs.
@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,26 +56,24 @@ JWKS_REFRESH_MIN_INTERVAL_S = 60.0
 """An unknown ``kid`` refetches the JWKS URL at most this often (keys rotate; attackers invent kids)."""
 JWKS_FETCH_TIMEOUT_S = 5.0
 
-Role = Literal["customer", "employee"]
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an employee (sees everything) or a customer (sees their own data).
+    """Who is calling: a ``subject`` and the ``claims`` that prove what it may do.
 
-    ``authorization`` is the ``Authorization`` header to forward downstream, if any.
+    ``claims`` are a JWT's payload, or ``{"sub": ..., "role": ...}`` for an API key; the app maps them
+    to its own rules (roles, ownership). ``authorization`` is the ``Authorization`` header to forward
+    downstream, if any.
     """
 
     subject: str
-    role: Role
-    customer_id: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
     via: Literal["jwt", "api_key"] = "jwt"
     authorization: str | None = None
 
-    @property
-    def is_employee(self) -> bool:
-        """True for employees, who may see every customer's data."""
-        return self.role == "employee"
+    def claim(self, name: str, default: Any = None) -> Any:
+        """One claim, or ``default`` when the principal has none of that name."""
+        return self.claims.get(name, default)
 
     @property
     def rate_limit_key(self) -> str:
@@ -190,10 +188,9 @@ def connection_init_credentials(payload: Mapping[str, object]) -> dict[str, str]
 
 def _api_key_principal(spec: str) -> Principal:
     role, _, subject = spec.partition(":")
-    if role not in ("employee", "customer") or not subject:
-        raise SettingsError(f"BFF_API_KEYS: {spec!r} is not 'employee:<name>' or 'customer:<id>'")
-    customer_id = subject if role == "customer" else None
-    return Principal(subject=subject, role=role, customer_id=customer_id, via="api_key")  # type: ignore[arg-type]
+    if not role or not subject:
+        raise SettingsError(f"BFF_API_KEYS: {spec!r} is not '<role>:<subject>', e.g. 'employee:andrew'")
+    return Principal(subject=subject, claims={"sub": subject, "role": role}, via="api_key")
 
 
 class Authenticator:
@@ -279,14 +276,10 @@ class Authenticator:
             raise AuthenticationFailed("The token's signature is not valid.") from None
         except jwt.PyJWTError:
             raise AuthenticationFailed("The token is not valid.") from None
-        role = claims.get("role", "customer")
         subject = claims["sub"]
-        if role not in ("employee", "customer") or not isinstance(subject, str):
-            raise AuthenticationFailed("The token's role or subject is not valid.")
-        customer_id = claims.get("customer_id", subject) if role == "customer" else None
-        return Principal(
-            subject=subject, role=role, customer_id=None if customer_id is None else str(customer_id)
-        )
+        if not isinstance(subject, str):
+            raise AuthenticationFailed("The token's subject is not valid.")
+        return Principal(subject=subject, claims=claims)
 
 
 # Middleware ---------------------------------------------------------------------------------------

@@ -1,15 +1,20 @@
-"""The entity cache: downstream records kept across operations, keyed by service, resource and id.
+"""The entity cache: downstream answers kept across operations, with their freshness.
 
-Entries are of two kinds: an entity (``catalog/tracks/3`` -> the record) and an index
-(``sales/invoices?customerId=1`` -> the ids of the matching records), so a by-foreign-key load can be
-answered from the cache too. A batch looks every key up first and fetches only the misses.
+Entries are of three kinds, all written by the downstream pipeline's cache stage
+(:mod:`bff.downstream.caching`):
 
-Lifetime (RFC 9111 §5.2.2 directives, from the batch response's ``Cache-Control``): ``no-store`` or
+- an entity, ``catalog/tracks/3`` -> the record;
+- an index, ``sales/invoices?customerId=1`` -> the ids of the matching records, so a by-foreign-key
+  load is answered from the cache too;
+- a whole answer (a list page, ``GET /genres``, ``GET /tracks/3``), keyed by its URL under the
+  resource's version (:func:`answer_key`); a mutation bumps the version to forget them all.
+
+Lifetime (RFC 9111 §5.2.2 directives, from the answer's ``Cache-Control``): ``no-store`` or
 ``private`` -> not stored (the BFF is a shared cache), nor an answer to a request that carried
 ``Authorization`` unless it is ``public`` or has ``s-maxage``; ``s-maxage`` or else ``max-age`` -> that
-many seconds; otherwise the service's ``cache_ttl_ms``. A service whose ``cache_ttl_ms`` is 0 is not
-cached at all. ``no-cache`` (which json-server sends on every answer) is treated as giving no
-lifetime: revalidating every entity would cost the request the cache is there to save.
+many seconds; otherwise the service's ``cache_ttl_ms`` (0: not stored). ``no-cache`` (which
+json-server sends on every answer) is treated as giving no lifetime: revalidating every entity would
+cost the request the cache is there to save.
 
 An entry is kept ``stale_if_error_ms`` past its lifetime (RFC 5861 ``stale-if-error`` semantics):
 while the service fails, such a stale entry is served and the response says so.
@@ -21,6 +26,7 @@ is the in-process default; a Redis implementation fits behind the same three met
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +39,7 @@ __all__ = [
     "Entry",
     "Hit",
     "MemoryStorage",
+    "answer_key",
     "entity_key",
     "index_key",
     "lifetime_s",
@@ -109,14 +116,23 @@ def index_key(service: str, resource: str, field: str, value: str) -> str:
     return f"{service}/{resource}?{field}={value}"
 
 
+def version_key(service: str, resource: str) -> str:
+    """The key of a resource's version, part of every whole-answer key of it: ``service/resource@``."""
+    return f"{service}/{resource}@"
+
+
+def answer_key(service: str, resource: str, version: str, url: str) -> str:
+    """The key of a whole answer: ``service/resource@version path?query``."""
+    return f"{service}/{resource}@{version} {url}"
+
+
 def lifetime_s(cache_control: str | None, default_s: float, *, authorized: bool = False) -> float | None:
     """Seconds a response may be cached for, or ``None`` when it must not be stored (see module doc).
 
-    ``authorized`` says the request carried ``Authorization``: a shared cache then stores the answer
-    only when it says ``public`` or ``s-maxage`` (RFC 9111 §3.5), since it may be that user's alone.
+    ``default_s`` is the lifetime of an answer that gives none (0: not stored). ``authorized`` says
+    the request carried ``Authorization``: a shared cache then stores the answer only when it says
+    ``public`` or ``s-maxage`` (RFC 9111 §3.5), since it may be that user's alone.
     """
-    if default_s <= 0:
-        return None
     directives: dict[str, str | None] = {}
     for part in (cache_control or "").split(","):
         name, _, value = part.strip().partition("=")
@@ -131,7 +147,7 @@ def lifetime_s(cache_control: str | None, default_s: float, *, authorized: bool 
         if given is not None and given.isdigit():
             seconds = float(given)
             return seconds if seconds > 0 else None
-    return default_s
+    return default_s if default_s > 0 else None
 
 
 class EntityCache:
@@ -162,6 +178,26 @@ class EntityCache:
         entries = {key: Entry(value, now, fresh_until) for key, value in values.items()}
         await self.storage.set_many(entries, keep_until=fresh_until + stale_s)
 
-    async def invalidate(self, keys: Sequence[str]) -> None:
-        """Forget ``keys`` (build them with :func:`entity_key` and :func:`index_key`)."""
+    async def invalidate(self, keys: Sequence[str], *, resources: Sequence[tuple[str, str]] = ()) -> None:
+        """Forget ``keys`` (built with :func:`entity_key` and :func:`index_key`) and every whole answer
+        of ``resources`` (``(service, resource)`` pairs: their versions move on)."""
         await self.storage.delete_many(keys)
+        for service, resource in resources:
+            await self._new_version(service, resource)
+
+    async def version(self, service: str, resource: str) -> str:
+        """The version of a resource's whole answers: a random token that a mutation replaces.
+
+        A version the storage dropped (bounded memory) is replaced too, so answers stored under an
+        older version can never come back.
+        """
+        (entry,) = await self.storage.get_many([version_key(service, resource)])
+        if entry is not None:
+            return str(entry.value)
+        return await self._new_version(service, resource)
+
+    async def _new_version(self, service: str, resource: str) -> str:
+        token = uuid.uuid4().hex[:12]
+        entry = Entry(token, self._clock(), float("inf"))
+        await self.storage.set_many({version_key(service, resource): entry}, keep_until=float("inf"))
+        return token

@@ -1,14 +1,20 @@
-"""The ``bff`` command: ``bff serve``, ``bff demo`` and ``bff schema``.
+"""The ``bff`` command: ``bff serve``, ``bff demo``, ``bff demo-services`` and ``bff schema``.
 
-- ``bff serve [--host H] [--port P]`` runs the BFF against the services named by
-  ``BFF_SERVICE_<NAME>_URL`` (default: the demo ports on 127.0.0.1).
-- ``bff demo [--host H] [--port P]`` also starts the demo REST services on their default ports
-  (8001-8004, and the payments service on 8005) and points the BFF at them; the payments service's
-  webhooks go to the BFF, signed with ``BFF_WEBHOOK_SECRETS`` (or a fresh secret when unset).
-- ``bff schema`` prints the schema in SDL.
+Every command serves one app, named ``MODULE:ATTR`` by ``--app`` or ``BFF_APP`` (default: the Chinook
+app, ``bff_chinook.schema:app``); the working directory is searched first, so an app in the current
+checkout needs no install.
 
-Both servers print ``GraphiQL: http://HOST:PORT/graphql`` once they accept connections and stop
-cleanly on Ctrl-C or SIGTERM. Bad settings print one line naming the variable and exit with 2.
+- ``bff serve [--app A] [--host H] [--port P]`` runs the BFF against the services named by
+  ``BFF_SERVICE_<NAME>_URL`` (default: each service's ``default_url``).
+- ``bff demo [--app A] [--host H] [--port P]`` also starts the app's demo services and points the BFF
+  at them: on their usual ports, or all on free ports with ``--port 0``. Webhooks of the demo go to
+  the BFF, signed with ``BFF_WEBHOOK_SECRETS`` (or a fresh secret when unset).
+- ``bff demo-services [--app A] [--free-ports]`` runs the demo services alone and prints one
+  ``BFF_SERVICE_<NAME>_URL=...`` line per service, for another ``bff serve`` (or several) to use.
+- ``bff schema [--app A]`` prints the app's schema in SDL.
+
+Servers print ``GraphiQL: http://HOST:PORT/graphql`` once they accept connections and stop cleanly on
+Ctrl-C or SIGTERM. A bad setting or app prints one line naming it and exits with 2.
 """
 
 from __future__ import annotations
@@ -22,18 +28,24 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from bff.app import create_app
+from bff.application import App, AppLoadError, DemoServices, load_app
 from bff.observability import configure_logging
-from bff.settings import ServiceSettings, Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from demo.server import DemoServices
+from bff.settings import (
+    DEFAULT_APP,
+    SERVICE_PREFIX,
+    ServiceSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+    service_variable,
+)
 
 EXIT_BAD_SETTINGS = 2
 
@@ -41,14 +53,22 @@ EXIT_BAD_SETTINGS = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bff", description="GraphQL backend-for-frontend.")
     commands = parser.add_subparsers(dest="command", required=True)
+    app_help = f"the app to serve, MODULE:ATTR (default: BFF_APP or {DEFAULT_APP})"
     for name, help_text in (
         ("serve", "run the BFF against the configured services"),
-        ("demo", "run the demo REST services and the BFF over them"),
+        ("demo", "run the app's demo services and the BFF over them"),
     ):
         command = commands.add_parser(name, help=help_text)
+        command.add_argument("--app", help=app_help)
         command.add_argument("--host", help="interface to listen on (default: BFF_HOST or 127.0.0.1)")
-        command.add_argument("--port", type=int, help="port to listen on (default: BFF_PORT or 8000)")
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+        command.add_argument(
+            "--port", type=int, help="port to listen on (default: BFF_PORT or 8000; 0: a free one)"
+        )
+    services = commands.add_parser("demo-services", help="run the app's demo services alone")
+    services.add_argument("--app", help=app_help)
+    services.add_argument("--free-ports", action="store_true", help="listen on free ports")
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.add_argument("--app", help=app_help)
     return parser
 
 
@@ -64,20 +84,26 @@ async def _wait_for_stop() -> None:
             loop.remove_signal_handler(signum)
 
 
-async def _serve(settings: Settings, *, with_demo: bool) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        if with_demo:
-            from demo.server import start_services
+def _with_demo_urls(settings: Settings, urls: Mapping[str, str]) -> Settings:
+    services = dict(settings.services)
+    for name, url in urls.items():
+        if name in services:
+            services[name] = ServiceSettings.model_validate({**services[name].model_dump(), "url": url})
+    return settings.model_copy(update={"services": services})
 
-            demo = await stack.enter_async_context(await start_services(host="127.0.0.1"))
-            services = {
-                name: ServiceSettings.model_validate({**settings.service(name).model_dump(), "url": url})
-                for name, url in demo.urls.items()
-            }
-            settings = settings.model_copy(update={"services": services, **_demo_webhook_secret(settings)})
+
+async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        demo: DemoServices | None = None
+        if with_demo:
+            if app.demo is None:
+                raise SettingsError(f"BFF_APP: the app {app.name!r} has no demo services; use bff serve")
+            demo = await stack.enter_async_context(app.demo("127.0.0.1", settings.port == 0))
+            settings = _with_demo_urls(settings, demo.urls)
+            settings = settings.model_copy(update=_demo_webhook_secret(settings, app))
             for name, url in demo.urls.items():
                 print(f"demo {name} service: {url}", flush=True)
-        runner = web.AppRunner(create_app(settings), shutdown_timeout=5.0, access_log=None)
+        runner = web.AppRunner(create_app(settings, app), shutdown_timeout=5.0, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         # Everything made so far (modules, schema, settings, demo data) lives as long as the process.
@@ -89,31 +115,27 @@ async def _serve(settings: Settings, *, with_demo: bool) -> None:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = _bound_address(runner, settings)
-        if with_demo:
-            _point_payments_webhooks(demo, settings, port)
+        if demo is not None and settings.webhook_secrets:
+            demo.point_webhooks(f"http://127.0.0.1:{port}", settings.webhook_secrets[0].get_secret_value())
         print(f"GraphiQL: http://{host}:{port}{settings.graphql_path}", flush=True)
         await _wait_for_stop()
 
 
-def _demo_webhook_secret(settings: Settings) -> dict[str, Any]:
-    """A fresh webhook secret for the demo payments service and the BFF, unless one is configured."""
-    if settings.webhook_secrets:
+async def _demo_services(app: App, *, free_ports: bool) -> None:
+    if app.demo is None:
+        raise SettingsError(f"BFF_APP: the app {app.name!r} has no demo services")
+    async with app.demo("127.0.0.1", free_ports) as demo:
+        for name, url in demo.urls.items():
+            print(f"{SERVICE_PREFIX}{service_variable(name)}_URL={url}", flush=True)
+        await _wait_for_stop()
+
+
+def _demo_webhook_secret(settings: Settings, app: App) -> dict[str, Any]:
+    """A fresh webhook secret for the demo and the BFF, unless one is configured or none is needed."""
+    if settings.webhook_secrets or not app.webhooks:
         return {}
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     return {"webhook_secrets": (SecretStr(secret),)}
-
-
-def _point_payments_webhooks(demo: DemoServices, settings: Settings, port: int) -> None:
-    """Send the demo payments service's webhooks to this BFF, signed with its first secret."""
-    from bff.webhooks import PAYMENTS_WEBHOOK_PATH
-    from demo.payments import PAYMENTS, PAYMENTS_SERVICE
-
-    app = demo.apps.get(PAYMENTS_SERVICE)
-    if app is not None:
-        app[PAYMENTS].configure(
-            webhook_url=f"http://127.0.0.1:{port}{PAYMENTS_WEBHOOK_PATH}",
-            webhook_secret=settings.webhook_secrets[0].get_secret_value(),
-        )
 
 
 def _bound_address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
@@ -126,20 +148,29 @@ def _bound_address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bff`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    reference = args.app or os.environ.get("BFF_APP") or DEFAULT_APP
+    try:
+        app = load_app(reference)
+    except AppLoadError as exc:
+        print(f"bff: bad app: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     try:
         overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
-        settings = load_settings(os.environ, **overrides)
+        settings = load_settings(os.environ, services=app.service_defaults(), app=reference, **overrides)
     except SettingsError as exc:
         print(f"bff: bad setting: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     if args.command == "schema":
-        from schema import build_schema
+        from bff.graph.schema import build_schema
 
-        print(build_schema(settings).as_str())
+        print(build_schema(app, settings).as_str())
         return 0
     configure_logging(settings.log_level)
     try:
-        asyncio.run(_serve(settings, with_demo=args.command == "demo"))
+        if args.command == "demo-services":
+            asyncio.run(_demo_services(app, free_ports=args.free_ports))
+        else:
+            asyncio.run(_serve(settings, app, with_demo=args.command == "demo"))
     except SettingsError as exc:
         print(f"bff: bad setting: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS

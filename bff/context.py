@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -19,19 +19,29 @@ from bff.settings import Settings
 from bff.stale import StaleLog
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
-    """The downstream service clients, one per service, shared by all operations of the app."""
+class Services(Mapping[str, ServiceClient]):
+    """The downstream service clients by the names the app declares, shared by all its operations.
 
-    customers: ServiceClient
-    catalog: ServiceClient
-    sales: ServiceClient
-    playlists: ServiceClient
-    payments: ServiceClient
+    ``services["catalog"]`` raises ``KeyError`` naming the declared services for any other name.
+    """
 
-    def all(self) -> tuple[ServiceClient, ...]:
-        """Every client, in a fixed order."""
-        return (self.customers, self.catalog, self.sales, self.playlists, self.payments)
+    __slots__ = ("_clients",)
+
+    def __init__(self, clients: Mapping[str, ServiceClient]) -> None:
+        self._clients = dict(clients)
+
+    def __getitem__(self, name: str) -> ServiceClient:
+        try:
+            return self._clients[name]
+        except KeyError:
+            known = ", ".join(self._clients) or "none"
+            raise KeyError(f"no service {name!r}; the app declares: {known}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._clients)
+
+    def __len__(self) -> int:
+        return len(self._clients)
 
 
 SERVICES = web.AppKey("bff.services", Services)
@@ -60,9 +70,9 @@ class Context:
     """What one GraphQL operation runs with.
 
     ``call`` identifies the operation to downstream services (request id, forwarded headers,
-    deadline); ``loaders`` are this operation's DataLoaders and die with it; ``cache`` is the
-    app's entity cache (mutations invalidate what they change); ``stale`` collects the paths
-    served from stale cache entries.
+    deadline); ``services`` are the app's service clients by name; ``loaders`` are this operation's
+    DataLoaders and die with it; ``cache`` is the app's entity cache (mutations invalidate what they
+    change); ``stale`` collects the paths served from stale cache entries.
     """
 
     request: web.Request
@@ -105,9 +115,8 @@ class Context:
             headers=headers,
             deadline=asyncio.get_running_loop().time() + budget_s,
         )
-        return replace(
-            self, call=call, loaders=Loaders(call, self.cache), stale=StaleLog(), principal=principal
-        )
+        stale = StaleLog()
+        return replace(self, call=call, loaders=Loaders(call, stale), stale=stale, principal=principal)
 
     @property
     def request_id(self) -> str:

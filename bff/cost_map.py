@@ -1,4 +1,4 @@
-"""The cost map: what each field of the schema costs, for the cost limit (``BFF_MAX_COST``).
+"""Field costs: what each field of the schema costs, for the cost limit (``BFF_MAX_COST``).
 
 The cost of an operation estimates how many resolver calls it makes, so it counts the work a
 query asks for before any of it runs (see :mod:`bff.limits`):
@@ -12,29 +12,51 @@ query asks for before any of it runs (see :mod:`bff.limits`):
   2. ``max_size`` when that argument is a variable (the value is unknown while validating, and the
      validation result is cached per document, so the worst case counts);
   3. ``size`` when the argument is absent, or for a list without arguments (the expected length);
-  4. ``BFF_DEFAULT_LIST_SIZE`` for a list this map does not know.
+  4. ``BFF_DEFAULT_LIST_SIZE`` for a list nothing prices.
+
+Where a field's cost comes from, first found wins: the app's ``cost_map`` (``App.cost_map``, per
+type and field), the field's own hint (``to_many(..., size=N)``, :func:`cost_hint` in a
+``strawberry.field``'s ``metadata``, e.g. ``cost_hint(size=posts.list_size)`` for a field listing a
+whole :class:`~bff.graph.resource.Resource`), the Relay rules below, the defaults.
 
 - Relay plumbing weighs 0 and ``edges`` has size 1: the connection's ``first`` already counts its
   items (:data:`BY_TYPE_SUFFIX`).
 - Introspection (``__schema``, ``__type``) costs like any other field, so a nested introspection
   query cannot multiply without bound; GraphiQL's full introspection query costs about 15,000.
 
-Example: ``customers(first: 59) { edges { node { invoices { lines { track { name genre { name } } } } } } }``
-costs ``1 + 59 x (1 + 7 x (1 + 14 x (1 + 1)))`` = 12,037: one page request, 59 invoice lists of 7, 413
-line lists of 14, and 5,782 tracks with their genres.
+Example (Chinook): ``customers(first: 59) { edges { node { invoices { lines { track { name genre { name
+} } } } } } }`` costs ``1 + 59 x (1 + 7 x (1 + 14 x (1 + 1)))`` = 12,037: one page request, 59 invoice
+lists of 7, 413 line lists of 14, and 5,782 tracks with their genres.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["BY_TYPE_SUFFIX", "COST_MAP", "MAX_PAGE_SIZE", "PAGE_SIZE", "FieldCost", "field_cost"]
+from graphql import GraphQLField
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+__all__ = [
+    "BY_TYPE_SUFFIX",
+    "COST_METADATA_KEY",
+    "MAX_PAGE_SIZE",
+    "PAGE",
+    "PAGE_SIZE",
+    "CostMap",
+    "FieldCost",
+    "cost_hint",
+    "field_cost",
+]
 
 PAGE_SIZE = 20
-"""Items of a connection without ``first`` (``schema.relay.DEFAULT_PAGE_SIZE``)."""
+"""Items of a connection without ``first`` (:data:`bff.graph.relay.DEFAULT_PAGE_SIZE`)."""
 MAX_PAGE_SIZE = 100
-"""Most items of a connection (``schema.relay.MAX_PAGE_SIZE``): a variable ``first`` counts this."""
+"""Most items of a connection (:data:`bff.graph.relay.MAX_PAGE_SIZE`): a variable ``first`` counts this."""
+
+COST_METADATA_KEY: Final = "bff.cost"
+"""Where a field keeps its :class:`FieldCost` hint, in ``StrawberryField.metadata``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +75,22 @@ class FieldCost:
 PAGE = FieldCost(size=PAGE_SIZE, multipliers=("first",), max_size=MAX_PAGE_SIZE)
 """A Relay connection field: ``first`` items, 20 without it, 100 when ``first`` is a variable."""
 
-COST_MAP: Mapping[str, Mapping[str, FieldCost]] = {
-    "Query": {
-        "customers": PAGE,
-        "artists": PAGE,
-        "tracks": PAGE,
-        "playlists": PAGE,
-        "genres": FieldCost(size=25),
-    },
-    "Customer": {"invoices": FieldCost(size=7)},
-    "Employee": {"customers": FieldCost(size=21)},
-    "Invoice": {"lines": FieldCost(size=14)},
-    "Artist": {"albums": FieldCost(size=5)},
-    "Album": {"tracks": FieldCost(size=15)},
-    "Playlist": {"tracks": FieldCost(size=500)},
-}
-"""Per type and field; sizes are the expected lengths in the Chinook data (most invoices of a
-customer: 7, most lines of an invoice: 14), except playlists, which hold up to thousands of tracks."""
+CostMap = Mapping[str, Mapping[str, FieldCost]]
+"""Per type name and field name, the field's cost: what ``App.cost_map`` holds."""
+
+
+def cost_hint(
+    *,
+    weight: int = 1,
+    size: int | None = None,
+    multipliers: tuple[str, ...] = (),
+    max_size: int | None = None,
+) -> dict[str, Any]:
+    """``metadata`` pricing a ``strawberry.field``: ``strawberry.field(metadata=cost_hint(size=100))``."""
+    return {
+        COST_METADATA_KEY: FieldCost(weight=weight, size=size, multipliers=multipliers, max_size=max_size)
+    }
+
 
 BY_TYPE_SUFFIX: Mapping[str, Mapping[str, FieldCost]] = {
     "Connection": {"edges": FieldCost(weight=0, size=1), "pageInfo": FieldCost(weight=0)},
@@ -78,11 +99,19 @@ BY_TYPE_SUFFIX: Mapping[str, Mapping[str, FieldCost]] = {
 """Rules for every type whose name ends with the key (the generic Relay types)."""
 
 
-def field_cost(type_name: str, field_name: str) -> FieldCost | None:
-    """The map's entry for ``type_name.field_name``, or ``None`` for the defaults."""
-    explicit = COST_MAP.get(type_name, {}).get(field_name)
+def field_cost(
+    type_name: str, field_name: str, definition: GraphQLField | None, cost_map: CostMap
+) -> FieldCost | None:
+    """The cost of ``type_name.field_name`` (see the module docstring), or ``None`` for the defaults."""
+    explicit = cost_map.get(type_name, {}).get(field_name)
     if explicit is not None:
         return explicit
+    if definition is not None and definition.extensions:
+        field = definition.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        hint = getattr(field, "metadata", None) or {}
+        if isinstance(hint.get(COST_METADATA_KEY), FieldCost):
+            found: FieldCost = hint[COST_METADATA_KEY]
+            return found
     for suffix, fields in BY_TYPE_SUFFIX.items():
         if type_name.endswith(suffix) and field_name in fields:
             return fields[field_name]

@@ -30,6 +30,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from bff.auth import PRINCIPAL, UNAUTHENTICATED
+from bff.compat import graphql_core_schema
+from bff.cost_map import CostMap
 from bff.csrf import CSRF_PREVENTED, is_csrf_safe
 from bff.http_protocol import (
     APPLICATION_JSON,
@@ -80,9 +82,10 @@ class ViewHooks(Protocol):
 class HTTPEndpoint:
     """Serves GraphQL over HTTP for a view; built once per app (see the module docstring)."""
 
-    def __init__(self, view: ViewHooks, settings: Settings) -> None:
+    def __init__(self, view: ViewHooks, settings: Settings, cost_map: CostMap | None = None) -> None:
         self.view = view
         self.settings = settings
+        self.cost_map = cost_map or {}
         self.persisted = PersistedQueries.from_settings(settings)
         self.rate_limiter = RateLimiter.from_settings(settings)
         self._cost: Callable[[str, str | None], int] = functools.lru_cache(maxsize=COST_CACHE_SIZE)(
@@ -165,9 +168,12 @@ class HTTPEndpoint:
             document = parse(query, max_tokens=self.settings.max_tokens)
         except (GraphQLError, RecursionError):
             return 1
-        schema = self.view.schema._schema  # type: ignore[attr-defined]
         return operation_cost(
-            schema, document, operation_name, default_list_size=self.settings.default_list_size
+            graphql_core_schema(self.view.schema),
+            document,
+            operation_name,
+            default_list_size=self.settings.default_list_size,
+            cost_map=self.cost_map,
         )
 
     async def _execute(

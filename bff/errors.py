@@ -7,6 +7,7 @@ Every error a client may see carries a stable machine-readable code in ``extensi
     ├── Unauthenticated          UNAUTHENTICATED         the field needs a principal and there is none
     ├── Forbidden                FORBIDDEN               the principal may not see the field
     └── DownstreamError          DOWNSTREAM_ERROR        a downstream service answered with an error
+        ├── DownstreamContract   DOWNSTREAM_CONTRACT     an answer breaks the downstream contract
         ├── NotFound             NOT_FOUND               the downstream record does not exist (404)
         ├── DownstreamTimeout    DOWNSTREAM_TIMEOUT      no answer within the configured timeout
         ├── DownstreamUnavailable DOWNSTREAM_UNAVAILABLE the service refused, reset or answered 502/503/504
@@ -27,6 +28,7 @@ __all__ = [
     "BFFError",
     "BadUserInput",
     "CircuitOpen",
+    "DownstreamContract",
     "DownstreamError",
     "DownstreamTimeout",
     "DownstreamUnavailable",
@@ -83,6 +85,13 @@ class DownstreamError(BFFError):
         super().__init__(message, service=service, status=status, **extensions)
         self.service = service
         self.status = status
+
+
+class DownstreamContract(DownstreamError):
+    """An answer breaks the downstream contract (DESIGN.md): a list that is not one, no
+    ``X-Total-Count`` on a page, a record without the fields its declaration needs."""
+
+    code = "DOWNSTREAM_CONTRACT"
 
 
 class NotFound(DownstreamError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from graphql import (
@@ -56,7 +56,7 @@ from graphql import (
 from graphql.language import Node
 from strawberry.extensions import SchemaExtension
 
-from bff.cost_map import field_cost
+from bff.cost_map import CostMap, field_cost
 from bff.settings import Settings
 
 __all__ = [
@@ -92,11 +92,14 @@ class Limits:
     max_aliases: int
     max_root_fields: int
     introspection: bool
+    cost_map: CostMap = field(default_factory=dict)
+    """The app's field costs (``App.cost_map``)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        """The limits ``settings`` configure."""
+    def from_settings(cls, settings: Settings, cost_map: CostMap | None = None) -> Limits:
+        """The limits ``settings`` configure, pricing fields with the app's ``cost_map``."""
         return cls(
+            cost_map=cost_map or {},
             max_tokens=settings.max_tokens,
             max_depth=settings.max_depth,
             max_cost=settings.max_cost,
@@ -184,8 +187,11 @@ def _is_list(type_: GraphQLOutputType) -> bool:
 class _Measurer:
     """Depth and cost of selection sets; fragments are measured once each (no blow-up, no cycles)."""
 
-    def __init__(self, schema: GraphQLSchema, fragments: Fragments, default_list_size: int) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, fragments: Fragments, default_list_size: int, cost_map: CostMap
+    ) -> None:
         self.schema = schema
+        self.cost_map = cost_map
         self.fragments = fragments
         self.default_list_size = default_list_size
         self._depths: dict[str, int] = {}
@@ -273,7 +279,7 @@ class _Measurer:
         if definition is None:
             return 0
         named = get_named_type(definition.type)
-        spec = field_cost(parent.name, name)
+        spec = field_cost(parent.name, name, definition, self.cost_map)
         weight = spec.weight if spec is not None else (0 if is_leaf_type(named) else 1)
         size = 1
         if _is_list(definition.type) or (spec is not None and spec.multipliers):
@@ -303,10 +309,11 @@ def measure_operation(
     operation: OperationDefinitionNode,
     *,
     default_list_size: int,
+    cost_map: CostMap | None = None,
 ) -> OperationMeasure:
-    """Depth, cost and root fields of ``operation`` in ``document``."""
+    """Depth, cost and root fields of ``operation`` in ``document``, fields priced by ``cost_map``."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    measurer = _Measurer(schema, fragments, default_list_size)
+    measurer = _Measurer(schema, fragments, default_list_size, cost_map or {})
     return OperationMeasure(
         depth=measurer.depth(operation.selection_set),
         cost=measurer.cost(operation.selection_set, _root_type(schema, operation)),
@@ -315,14 +322,21 @@ def measure_operation(
 
 
 def operation_cost(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, *, default_list_size: int
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    *,
+    default_list_size: int,
+    cost_map: CostMap | None = None,
 ) -> int:
     """Cost of the operation a request runs (the named one, or the only one); 1 when unknown."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
     if len(chosen) != 1:
         return 1
-    measure = measure_operation(schema, document, chosen[0], default_list_size=default_list_size)
+    measure = measure_operation(
+        schema, document, chosen[0], default_list_size=default_list_size, cost_map=cost_map
+    )
     return max(1, measure.cost)
 
 
@@ -345,7 +359,11 @@ def validation_rules(limits: Limits) -> list[type[ASTValidationRule]]:
                 if not isinstance(definition, OperationDefinitionNode):
                     continue
                 measure = measure_operation(
-                    schema, node, definition, default_list_size=limits.default_list_size
+                    schema,
+                    node,
+                    definition,
+                    default_list_size=limits.default_list_size,
+                    cost_map=limits.cost_map,
                 )
                 label = _operation_label(definition)
                 if measure.depth > limits.max_depth:

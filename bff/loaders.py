@@ -9,23 +9,22 @@ fetched concurrently. Results come back in key order; a missing key is ``None`` 
 
 Loaders are never shared across operations: a shared loader would leak one principal's data to
 another and grow without bound. :class:`Loaders` is created per operation and makes each loader on
-first use. Across operations, the entity cache (:mod:`bff.cache`) answers what it can first, so a
-batch fetches only the misses; when a chunk fails, cached entries past their lifetime but within the
-stale window are served instead, as :class:`~bff.stale.StaleRecord`.
+first use. The loaders only batch: caching across operations, and stale entries standing in for a
+failed chunk, are the downstream pipeline's (:mod:`bff.downstream.caching`), which tells which
+records it served stale; the loaders mark those in the operation's :class:`~bff.stale.StaleLog`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine, Hashable, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
 from aiodataloader import DataLoader
 
-from bff.cache import EntityCache, Hit, entity_key, index_key, lifetime_s
 from bff.downstream import Call, JSONResponse, ServiceClient
-from bff.stale import StaleRecord
+from bff.stale import StaleLog
 
 Record = dict[str, Any]
 """One downstream record, as decoded from JSON."""
@@ -40,7 +39,7 @@ def load_one(loader: DataLoader[str, Record | None], key: str | None) -> asyncio
 
     The future is the loader's own, shared by every load of the key in the operation: once its batch
     has finished it is done, and a resolver may read it (:meth:`asyncio.Future.result`) without
-    awaiting (see :mod:`schema.relations`).
+    awaiting (see :mod:`bff.graph.relations`).
     """
     if key is None:
         future: asyncio.Future[Record | None] = loader.loop.create_future()
@@ -78,24 +77,25 @@ class Loaders:
     """The DataLoaders of one GraphQL operation, keyed by service, resource and field.
 
     ``call`` (request id, forwarded headers, deadline) goes with every downstream request the
-    loaders make; ``cache`` is the app's entity cache (``None`` disables it).
+    loaders make; ``stale`` is the operation's log of records served stale.
     """
 
-    def __init__(self, call: Call, cache: EntityCache | None = None) -> None:
+    def __init__(self, call: Call, stale: StaleLog | None = None) -> None:
         self.call = call
-        self.cache = cache
-        self._by_id: dict[tuple[str, str], DataLoader[str, Record | None]] = {}
-        self._by_field: dict[tuple[str, str, str], DataLoader[str, list[Record]]] = {}
+        self.stale = stale if stale is not None else StaleLog()
+        self._by_field: dict[tuple[str, str, str], DataLoader[str, Any]] = {}
         self._derived: dict[tuple[object, int], tuple[Record, Any]] = {}
         self._memo: dict[Hashable, Any] = {}
 
-    def by_id(self, client: ServiceClient, resource: str) -> DataLoader[str, Record | None]:
-        """Loader of ``resource`` records by ``id`` (``GET /resource?id=..&id=..``)."""
-        key = (client.name, resource)
-        loader = self._by_id.get(key)
+    def by_id(
+        self, client: ServiceClient, resource: str, *, id_field: str = "id"
+    ) -> DataLoader[str, Record | None]:
+        """Loader of ``resource`` records by id (``GET /resource?id=..&id=..``)."""
+        key = (client.name, resource, "")
+        loader = self._by_field.get(key)
         if loader is None:
-            loader = DataLoader(self._batch_by_id(client, resource))
-            self._by_id[key] = loader
+            loader = DataLoader(self._batch_by_id(client, resource, id_field))
+            self._by_field[key] = loader
         return loader
 
     def by_field(self, client: ServiceClient, resource: str, field: str) -> DataLoader[str, list[Record]]:
@@ -111,11 +111,14 @@ class Loaders:
             self._by_field[key] = loader
         return loader
 
-    def prime(self, client: ServiceClient, resource: str, records: Sequence[Record]) -> None:
+    def prime(
+        self, client: ServiceClient, resource: str, records: Sequence[Record], *, id_field: str = "id"
+    ) -> None:
         """Put records fetched some other way (a list page) into the by-id loader."""
-        loader = self.by_id(client, resource)
+        loader = self.by_id(client, resource, id_field=id_field)
         for record in records:
-            loader.prime(str(record["id"]), record)
+            if isinstance(record, dict) and id_field in record:
+                loader.prime(str(record[id_field]), record)
 
     def derive(self, record: Record, make: Callable[[Record], T]) -> T:
         """``make(record)``, made once per record object for the operation (a node of a loaded record).
@@ -141,23 +144,10 @@ class Loaders:
         made = self._memo[key] = make()
         return made
 
-    def _cache_for(self, client: ServiceClient) -> EntityCache | None:
-        return self.cache if client.settings.cache_ttl_ms > 0 else None
-
     async def _fetch(
-        self,
-        client: ServiceClient,
-        resource: str,
-        field: str,
-        keys: list[str],
-        *,
-        stale: Collection[str] = (),
-    ) -> list[tuple[list[str], JSONResponse | Exception]]:
-        """GET the records with ``field`` in ``keys``, chunk by chunk; a failed chunk yields its error.
-
-        A chunk whose keys all have a stale cache entry (``stale``) is tried once, not retried: on a
-        failure the stale entries are served at once instead of after every backoff.
-        """
+        self, client: ServiceClient, resource: str, field: str, keys: list[str]
+    ) -> list[tuple[list[str], list[Record] | Exception]]:
+        """GET the records with ``field`` in ``keys``, chunk by chunk; a failed chunk yields its error."""
         if not keys:
             return []
         path = f"/{resource}"
@@ -169,60 +159,33 @@ class Loaders:
             max_url_length=client.settings.max_url_length,
         )
         results = await asyncio.gather(
-            *(
-                client.get(
-                    path,
-                    call=self.call,
-                    params=[(field, key) for key in chunk],
-                    retry=not all(key in stale for key in chunk),
-                )
-                for chunk in chunks
-            ),
+            *(client.get(path, call=self.call, params=[(field, key) for key in chunk]) for chunk in chunks),
             return_exceptions=True,
         )
-        outcome: list[tuple[list[str], JSONResponse | Exception]] = []
+        outcome: list[tuple[list[str], list[Record] | Exception]] = []
         for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
-            outcome.append((chunk, result))
+            outcome.append((chunk, result if isinstance(result, Exception) else self._records(result)))
         return outcome
 
-    async def _store(self, client: ServiceClient, response: JSONResponse, values: dict[str, Any]) -> None:
-        cache = self._cache_for(client)
-        if cache is None:
-            return
-        authorized = any(name.lower() == "authorization" for name, _ in self.call.headers)
-        lifetime = lifetime_s(
-            response.headers.get("Cache-Control"), client.settings.cache_ttl_ms / 1000, authorized=authorized
-        )
-        if lifetime is not None:
-            await cache.store(values, lifetime_s=lifetime, stale_s=client.settings.stale_if_error_ms / 1000)
+    def _records(self, response: JSONResponse) -> list[Record]:
+        if response.stale:
+            self.stale.mark(response.stale)
+        body = response.body
+        return [record for record in body if isinstance(record, dict)] if isinstance(body, list) else []
 
     def _batch_by_id(
-        self, client: ServiceClient, resource: str
+        self, client: ServiceClient, resource: str, id_field: str
     ) -> Callable[[list[str]], Coroutine[Any, Any, list[Record | None]]]:
-        def key_of(record_id: str) -> str:
-            return entity_key(client.name, resource, record_id)
-
         async def batch_load(keys: list[str]) -> list[Any]:
-            cache = self._cache_for(client)
-            hits = await cache.lookup([key_of(k) for k in keys]) if cache else {}
             found: dict[str, Any] = {}
-            for key in keys:
-                hit = hits.get(key_of(key))
-                if hit is not None and hit.fresh:
-                    found[key] = hit.value
-            missing = [key for key in keys if key not in found]
-            stale = {key for key in missing if key_of(key) in hits}
-            for chunk, result in await self._fetch(client, resource, "id", missing, stale=stale):
+            for chunk, result in await self._fetch(client, resource, id_field, keys):
                 if isinstance(result, Exception):
-                    for key in chunk:
-                        found[key] = _stale_or(hits.get(key_of(key)), client.name, result)
+                    found.update(dict.fromkeys(chunk, result))
                     continue
-                records = _records(result)
-                for record in records:
-                    found[str(record.get("id"))] = record
-                await self._store(client, result, {key_of(str(r.get("id"))): r for r in records})
+                for record in result:
+                    found[str(record.get(id_field))] = record
             return [found.get(key) for key in keys]
 
         return batch_load
@@ -230,77 +193,21 @@ class Loaders:
     def _batch_by_field(
         self, client: ServiceClient, resource: str, field: str
     ) -> Callable[[list[str]], Coroutine[Any, Any, list[list[Record]]]]:
-        def index_of(value: str) -> str:
-            return index_key(client.name, resource, field, value)
-
-        def key_of(record_id: str) -> str:
-            return entity_key(client.name, resource, record_id)
-
         async def batch_load(keys: list[str]) -> list[Any]:
-            cache = self._cache_for(client)
-            cached = await self._cached_groups(cache, client.name, keys, index_of, key_of) if cache else {}
-            groups: dict[str, Any] = {key: group for key, (group, fresh) in cached.items() if fresh}
-            missing = [key for key in keys if key not in groups]
+            groups: dict[str, Any] = {}
             found: list[Record] = []
-            for chunk, result in await self._fetch(client, resource, field, missing, stale=cached.keys()):
+            for chunk, result in await self._fetch(client, resource, field, keys):
                 if isinstance(result, Exception):
-                    for key in chunk:
-                        stale = cached.get(key)
-                        groups[key] = stale[0] if stale is not None else result
+                    groups.update(dict.fromkeys(chunk, result))
                     continue
-                records = _records(result)
                 fetched: dict[str, list[Record]] = {key: [] for key in chunk}
-                for record in records:
+                for record in result:
                     group = fetched.get(str(record.get(field)))
                     if group is not None:
                         group.append(record)
                 groups.update(fetched)
-                found.extend(records)
-                values: dict[str, Any] = {key_of(str(r.get("id"))): r for r in records}
-                values.update({index_of(k): [str(r.get("id")) for r in g] for k, g in fetched.items()})
-                await self._store(client, result, values)
+                found.extend(result)
             self.prime(client, resource, found)
             return [groups[key] for key in keys]
 
         return batch_load
-
-    async def _cached_groups(
-        self,
-        cache: EntityCache,
-        service: str,
-        keys: list[str],
-        index_of: Callable[[str], str],
-        key_of: Callable[[str], str],
-    ) -> dict[str, tuple[list[Record], bool]]:
-        """Groups answerable from the cache: key -> (records, all fresh); stale ones are marked."""
-        indexes = await cache.lookup([index_of(key) for key in keys])
-        ids = {record_id for hit in indexes.values() for record_id in hit.value}
-        entities = await cache.lookup([key_of(record_id) for record_id in sorted(ids)])
-        out: dict[str, tuple[list[Record], bool]] = {}
-        for key in keys:
-            index = indexes.get(index_of(key))
-            if index is None:
-                continue
-            hits = [entities.get(key_of(record_id)) for record_id in index.value]
-            if any(hit is None for hit in hits):
-                continue
-            present = [hit for hit in hits if hit is not None]
-            fresh = index.fresh and all(hit.fresh for hit in present)
-            if fresh:
-                out[key] = ([hit.value for hit in present], True)
-            else:
-                age = max([index.age_s, *(hit.age_s for hit in present)])
-                out[key] = ([StaleRecord(hit.value, service=service, age_s=age) for hit in present], False)
-        return out
-
-
-def _records(response: JSONResponse) -> list[Record]:
-    body = response.body
-    return body if isinstance(body, list) else []
-
-
-def _stale_or(hit: Hit | None, service: str, error: Exception) -> Any:
-    """The stale record of ``hit`` when there is one, else ``error`` (failing that key)."""
-    if hit is None:
-        return error
-    return StaleRecord(hit.value, service=service, age_s=hit.age_s)

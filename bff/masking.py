@@ -15,11 +15,17 @@ protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTE
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 
 from bff.errors import BFFError, DownstreamError
+
+__all__ = ["INTERNAL_MESSAGE", "CollapseBatchErrors", "MaskUnexpectedErrors", "is_unexpected"]
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -38,27 +44,6 @@ class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE)
 
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        """Collapse errors sharing one downstream exception, then mask the unexpected ones."""
-        grouped: dict[int, GraphQLError] = {}
-        counts: dict[int, int] = {}
-        kept: list[GraphQLError] = []
-        for error in errors:
-            original = error.original_error
-            if isinstance(original, InvalidOperationTypeError):
-                error = _unsupported_operation(error, original)
-            elif isinstance(original, DownstreamError):
-                key = id(original)
-                counts[key] = counts.get(key, 0) + 1
-                if key in grouped:
-                    continue
-                grouped[key] = error
-            kept.append(error)
-        for key, error in grouped.items():
-            if counts[key] > 1:
-                error.extensions = {**(error.extensions or {}), "affectedFields": counts[key]}
-        return super()._process_errors(kept)
-
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """Return the masked error, keeping the path and locations."""
         context = self.execution_context.context
@@ -74,6 +59,49 @@ class MaskUnexpectedErrors(MaskErrors):
             path=error.path,
             extensions=extensions,
         )
+
+
+def collapse(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """One error per failed downstream batch (``affectedFields`` counting the fields it nulled), and
+    ``OPERATION_NOT_SUPPORTED`` for an operation the transport does not run."""
+    grouped: dict[int, GraphQLError] = {}
+    counts: dict[int, int] = {}
+    kept: list[GraphQLError] = []
+    for error in errors:
+        original = error.original_error
+        if isinstance(original, InvalidOperationTypeError):
+            error = _unsupported_operation(error, original)
+        elif isinstance(original, DownstreamError):
+            key = id(original)
+            counts[key] = counts.get(key, 0) + 1
+            if key in grouped:
+                continue
+            grouped[key] = error
+        kept.append(error)
+    for key, error in grouped.items():
+        if counts[key] > 1:
+            error.extensions = {**(error.extensions or {}), "affectedFields": counts[key]}
+    return kept
+
+
+class CollapseBatchErrors(SchemaExtension):
+    """Applies :func:`collapse` to each result, before :class:`MaskUnexpectedErrors` sees it.
+
+    List it after the masking extension: extensions leave ``on_operation`` in reverse order.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        """Collapse the operation's errors once it has run."""
+        yield
+        result = self.execution_context.result
+        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+            result.errors = collapse(list(result.errors))
+
+    def on_stream_result(self, result: ExecutionResult) -> Iterator[None]:  # type: ignore[override]
+        """Collapse the errors of one streamed result (a subscription event)."""
+        if result.errors:
+            result.errors = collapse(list(result.errors))
+        yield None
 
 
 def _unsupported_operation(error: GraphQLError, original: InvalidOperationTypeError) -> GraphQLError:

@@ -1,67 +1,29 @@
-"""Field-level authorization: who may see a customer's private data (email, invoices).
+"""Permission helpers for apps: who is calling, and refusing with the right ``extensions.code``.
 
-- Employees see everything.
-- A customer sees their own email and invoices; another customer's fail with ``FORBIDDEN``.
-- Anonymous requests see everything while ``BFF_AUTH_REQUIRED`` is off (development); with it on,
-  they fail with ``UNAUTHENTICATED``. The rest of the response still comes back: only the
-  protected fields are null, with an error each.
-
-Subscriptions follow the same rule (:func:`customer_scope`): a customer's subscription to invoices
-or payments receives only their own events. So do mutations: a customer buys only for themselves and
-pays only their own invoices; playlists (which have no owner in Chinook) need only a principal when
-``BFF_AUTH_REQUIRED`` is on (:func:`require_principal`).
+What a principal may see is the app's rule (Chinook's is ``resolvers/access.py``); the kit gives the
+principal (:class:`~bff.auth.Principal`, with its claims) and these checks.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from strawberry.permission import BasePermission
-
+from bff.auth import Principal
 from bff.context import Context
-from bff.errors import Forbidden, Unauthenticated
+from bff.errors import Unauthenticated
 
-__all__ = ["OwnCustomerData", "check_customer_access", "customer_scope", "require_principal"]
+__all__ = ["principal_or_none", "require_principal"]
 
 
-def customer_scope(context: Context) -> str | None:
-    """The one customer whose data the operation may see; ``None`` when it may see every customer's.
+def principal_or_none(context: Context) -> Principal | None:
+    """The operation's principal; ``None`` while anonymous and ``BFF_AUTH_REQUIRED`` is off.
 
-    ``None`` for employees, and for anonymous operations while ``BFF_AUTH_REQUIRED`` is off. Raises
-    ``UNAUTHENTICATED`` for anonymous operations when it is on, ``FORBIDDEN`` for a customer
-    principal without a customer id (who may see no customer's data).
+    Raises ``UNAUTHENTICATED`` for an anonymous operation when it is on.
     """
-    principal = context.principal
-    if principal is None:
-        if context.settings.auth_required:
-            raise Unauthenticated("Sign in to see customer data.")
-        return None
-    if principal.is_employee:
-        return None
-    if principal.customer_id is None:
-        raise Forbidden("Customers may only see their own data.")
-    return principal.customer_id
+    if context.principal is None and context.settings.auth_required:
+        raise Unauthenticated("Sign in first.")
+    return context.principal
 
 
 def require_principal(context: Context) -> None:
     """Raise ``UNAUTHENTICATED`` for an anonymous operation while ``BFF_AUTH_REQUIRED`` is on."""
     if context.principal is None and context.settings.auth_required:
         raise Unauthenticated("Sign in to make changes.")
-
-
-def check_customer_access(context: Context, customer_id: str | None) -> None:
-    """Allow the operation to see data of ``customer_id``, or raise ``UNAUTHENTICATED`` / ``FORBIDDEN``."""
-    scope = customer_scope(context)
-    if scope is not None and (customer_id is None or scope != str(customer_id)):
-        raise Forbidden("Customers may only see their own data.")
-
-
-class OwnCustomerData(BasePermission):
-    """On fields of ``Customer``: the principal must be an employee or that customer."""
-
-    message = "Customers may only see their own data."
-
-    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
-        """True when allowed; raises ``UNAUTHENTICATED`` or ``FORBIDDEN`` (with their codes) otherwise."""
-        check_customer_access(info.context, getattr(source, "id", None))
-        return True

@@ -25,17 +25,8 @@ from pydantic import (
     field_validator,
 )
 
-SERVICE_NAMES: tuple[str, ...] = ("customers", "catalog", "sales", "playlists", "payments")
-"""The downstream services the schema resolves through (see DESIGN.md)."""
-
-DEFAULT_SERVICE_PORTS: dict[str, int] = {
-    "customers": 8001,
-    "catalog": 8002,
-    "sales": 8003,
-    "playlists": 8004,
-    "payments": 8005,
-}
-"""Where ``bff demo`` runs each demo service; the default service URLs point there."""
+DEFAULT_APP = "bff_chinook.schema:app"
+"""The app ``bff serve`` serves without ``--app`` or ``BFF_APP``: the Chinook graph."""
 
 PREFIX = "BFF_"
 SERVICE_PREFIX = "BFF_SERVICE_"
@@ -88,7 +79,9 @@ class ServiceSettings(BaseModel):
     max_queue: Annotated[int, Field(ge=0, le=1_000_000)] = 1_000
     """Bulkhead: most calls waiting for a slot; beyond it calls fail at once (``DOWNSTREAM_UNAVAILABLE``)."""
     cache_ttl_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 0
-    """Entity cache lifetime when the service's ``Cache-Control`` gives none; 0 disables the cache."""
+    """Cache lifetime of an answer whose ``Cache-Control`` gives none (json-server's ``no-cache``
+    counts as none); 0: such answers are not cached. A ``max-age`` or ``s-maxage`` the service sends
+    is honoured whatever this is."""
     stale_if_error_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 60_000
     """How long past its lifetime a cached entity may still be served while the service fails."""
 
@@ -103,6 +96,8 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    app: str = DEFAULT_APP
+    """The app to serve, as ``MODULE:ATTRIBUTE`` (``BFF_APP``; ``bff serve --app`` wins)."""
     host: str = "127.0.0.1"
     """Interface to listen on (``BFF_HOST``)."""
     port: Annotated[int, Field(ge=0, le=65_535)] = 8000
@@ -183,8 +178,8 @@ class Settings(BaseModel):
     """Deadline of one GraphQL operation; no downstream call outlives it (``BFF_OPERATION_TIMEOUT_MS``)."""
     cache_max_entries: Annotated[int, Field(ge=0, le=100_000_000)] = 100_000
     """Most entries the in-process entity cache holds (``BFF_CACHE_MAX_ENTRIES``)."""
-    services: dict[str, ServiceSettings]
-    """Per-service settings, keyed by the names in :data:`SERVICE_NAMES`."""
+    services: dict[str, ServiceSettings] = Field(default_factory=dict)
+    """Per-service settings, keyed by the service names the app declares."""
 
     # Mutations, webhooks and subscriptions (issue 5).
     webhook_secrets: SecretList = ()
@@ -220,7 +215,7 @@ class Settings(BaseModel):
     """Serve subscriptions over Server-Sent Events too (``BFF_SSE_SUBSCRIPTIONS``)."""
 
     def service(self, name: str) -> ServiceSettings:
-        """Return one service's settings; raises ``KeyError`` for an unknown name."""
+        """Return one service's settings; raises ``KeyError`` for a name the app did not declare."""
         return self.services[name]
 
     @field_validator("cors_allowed_origins", mode="before")
@@ -266,27 +261,35 @@ def _first_error(prefix: str, exc: ValidationError, raw: Mapping[str, Any]) -> S
     return SettingsError(f"{name}: {error['msg']}{shown}")
 
 
-def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+def load_settings(
+    environ: Mapping[str, str], *, services: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Build :class:`Settings` from an environment mapping (usually ``os.environ``).
 
-    ``overrides`` (e.g. ``host``/``port`` from command-line flags) win over the environment.
-    Raises :class:`SettingsError` naming the first bad variable.
+    ``services`` maps each service the app declares to its default URL (``App.service_defaults()``);
+    ``BFF_SERVICE_<NAME>_<FIELD>`` variables set exactly those names, and a variable naming any other
+    service is an error that lists the known ones. ``overrides`` (e.g. ``host``/``port`` from
+    command-line flags) win over the environment. Raises :class:`SettingsError` naming the first bad
+    variable; unknown ``BFF_*`` variables are errors too, so a typo in a security setting cannot pass
+    silently.
     """
-    services: dict[str, ServiceSettings] = {}
-    for name in SERVICE_NAMES:
-        prefix = f"{SERVICE_PREFIX}{name.upper()}_"
+    declared = dict(services or {})
+    configured: dict[str, ServiceSettings] = {}
+    for name, default_url in declared.items():
+        prefix = f"{SERVICE_PREFIX}{service_variable(name)}_"
         raw: dict[str, Any] = {
             key[len(prefix) :].lower(): value for key, value in environ.items() if key.startswith(prefix)
         }
-        raw.setdefault("url", f"http://127.0.0.1:{DEFAULT_SERVICE_PORTS[name]}")
+        raw.setdefault("url", default_url)
         try:
-            services[name] = ServiceSettings.model_validate(raw)
+            configured[name] = ServiceSettings.model_validate(raw)
         except ValidationError as exc:
             raise _first_error(prefix, exc, raw) from None
-    known_services = tuple(f"{SERVICE_PREFIX}{n.upper()}_" for n in SERVICE_NAMES)
+    known = tuple(f"{SERVICE_PREFIX}{service_variable(n)}_" for n in declared)
     for key in environ:
-        if key.startswith(SERVICE_PREFIX) and not key.startswith(known_services):
-            raise SettingsError(f"{key}: unknown service (known: {', '.join(SERVICE_NAMES)})")
+        if key.startswith(SERVICE_PREFIX) and not key.startswith(known):
+            names = ", ".join(declared) or "none"
+            raise SettingsError(f"{key}: unknown service (the app declares: {names})")
     top: dict[str, Any] = {
         key[len(PREFIX) :].lower(): value
         for key, value in environ.items()
@@ -294,6 +297,12 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     }
     top.update({key: value for key, value in overrides.items() if value is not None})
     try:
-        return Settings.model_validate({**top, "services": services})
+        return Settings.model_validate({**top, "services": configured})
     except ValidationError as exc:
         raise _first_error(PREFIX, exc, top) from None
+
+
+def service_variable(name: str) -> str:
+    """The ``<NAME>`` part of a service's variables: ``mediaCatalog`` -> ``MEDIACATALOG``,
+    ``media-catalog`` -> ``MEDIA_CATALOG``."""
+    return name.upper().replace("-", "_")

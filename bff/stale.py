@@ -1,43 +1,63 @@
 """Stale-if-error bookkeeping: which parts of a response were served from expired cache entries.
 
-A loader that serves a stale entity hands out a :class:`StaleRecord` (a record that knows its service
-and age). The schema notes the GraphQL path where it used one (:meth:`StaleLog.note`), and
-:class:`StaleExtension` reports them in the response::
+The downstream cache stage lists the records it served stale in each answer
+(:attr:`~bff.downstream.JSONResponse.stale`); whoever reads the answer for an operation (the loaders,
+a page fetch) marks them in the operation's :class:`StaleLog`. The schema notes the GraphQL path
+where it used a record (:meth:`StaleLog.note`), and :class:`StaleExtension` reports the stale ones::
 
     "extensions": {"stale": [{"path": ["track"], "service": "catalog", "ageMs": 61234}]}
+
+Records are told apart by identity: the log keeps each stale record alive while it lives, so an id
+cannot be reused for another object meanwhile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
+from bff.downstream.response import StaleMark
 
-class StaleRecord(dict[str, Any]):
-    """A record served from the cache past its lifetime because its service failed."""
-
-    __slots__ = ("age_s", "service")
-
-    def __init__(self, record: dict[str, Any], *, service: str, age_s: float) -> None:
-        super().__init__(record)
-        self.service = service
-        self.age_s = age_s
+__all__ = ["StaleExtension", "StaleLog"]
 
 
-@dataclass
 class StaleLog:
     """The stale records one operation used, with their GraphQL paths."""
 
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    __slots__ = ("_marks", "entries")
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self._marks: dict[int, StaleMark] = {}
+
+    def mark(self, marks: Iterable[StaleMark]) -> None:
+        """Remember records an answer served stale."""
+        for mark in marks:
+            self._marks[id(mark.record)] = mark
+
+    def is_stale(self, record: object) -> bool:
+        """Whether ``record`` was marked stale in this operation."""
+        mark = self._marks.get(id(record)) if self._marks else None
+        return mark is not None and mark.record is record
 
     def note(self, path: list[str | int], record: object) -> None:
         """Remember ``path`` when ``record`` is stale; no-op otherwise."""
-        if isinstance(record, StaleRecord):
-            self.entries.append(
-                {"path": path, "service": record.service, "ageMs": round(record.age_s * 1000)}
-            )
+        if not self._marks:
+            return
+        mark = self._marks.get(id(record))
+        if mark is not None and mark.record is record:
+            self.entries.append({"path": path, "service": mark.service, "ageMs": round(mark.age_s * 1000)})
+
+    def note_any(self, path: list[str | int], records: Iterable[object]) -> None:
+        """Remember ``path`` once when any of ``records`` is stale."""
+        if not self._marks:
+            return
+        for record in records:
+            if self.is_stale(record):
+                self.note(path, record)
+                return
 
 
 class StaleExtension(SchemaExtension):
@@ -50,6 +70,3 @@ class StaleExtension(SchemaExtension):
         if isinstance(log, StaleLog) and log.entries:
             return {"stale": log.entries}
         return {}
-
-
-__all__ = ["StaleExtension", "StaleLog", "StaleRecord"]

@@ -31,7 +31,9 @@ from bff.auth import (
     connection_init_credentials,
     principal_of,
 )
+from bff.compat import is_stream_request
 from bff.context import CACHE, SERVICES, Context, WebSocketConnection
+from bff.cost_map import CostMap
 from bff.downstream import Call
 from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
@@ -86,6 +88,7 @@ class GraphQLView(StrawberryView[Context, None]):
         settings: Settings,
         authenticator: Authenticator,
         graphiql_html: str | None,
+        cost_map: CostMap | None = None,
     ) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
         if settings.sse_subscriptions:
@@ -104,11 +107,11 @@ class GraphQLView(StrawberryView[Context, None]):
         self._authenticator = authenticator
         self._graphiql_html = graphiql_html or ""
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        self.endpoint = HTTPEndpoint(self, settings)
+        self.endpoint = HTTPEndpoint(self, settings, cost_map)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """WebSockets and streamed subscriptions go to Strawberry; plain HTTP to :class:`HTTPEndpoint`."""
-        if self.is_websocket_request(request) or self._get_stream_transport_from_headers(request.headers):
+        if self.is_websocket_request(request) or is_stream_request(self, request.headers):
             return await super().__call__(request)
         return await self.endpoint.handle(request)
 
@@ -136,16 +139,16 @@ class GraphQLView(StrawberryView[Context, None]):
             headers=(("Authorization", forwarded),) if forwarded else (),
             deadline=deadline,
         )
-        cache = request.app[CACHE]
         websocket = response if isinstance(response, web.WebSocketResponse) else None
+        stale = StaleLog()
         return Context(
             request=request,
             call=call,
             settings=self.settings,
             services=request.app[SERVICES],
-            loaders=Loaders(call, cache),
-            cache=cache,
-            stale=StaleLog(),
+            loaders=Loaders(call, stale),
+            cache=request.app[CACHE],
+            stale=stale,
             events=request.app[EVENT_BUS],
             idempotency=request.app[IDEMPOTENCY],
             websocket=websocket,

@@ -1,4 +1,9 @@
-"""Webhook ingress: ``POST /webhooks/payments``, signed per Standard Webhooks, processed once each.
+"""Webhook ingress: the app's webhook endpoints, signed per Standard Webhooks, processed once each.
+
+An app declares each endpoint as a :class:`WebhookEndpoint`: a path and a handler that turns a
+verified body into the events to publish (or refuses it with :class:`WebhookRejected`, 400)::
+
+    WebhookEndpoint("payments", "/webhooks/payments", handle=charge_events)
 
 What a delivery goes through, in order; the body is not parsed before its signature is verified::
 
@@ -7,7 +12,7 @@ What a delivery goes through, in order; the body is not parsed before its signat
     a webhook-* header missing       401 WEBHOOK_SIGNATURE_MISSING
     timestamp not within tolerance   401 WEBHOOK_TIMESTAMP_OUT_OF_RANGE   (replays of old deliveries)
     no secret matches the signature  401 WEBHOOK_SIGNATURE_INVALID
-    body not JSON / not a charge     400 WEBHOOK_MALFORMED
+    the handler refuses the body     400 WEBHOOK_MALFORMED (or the handler's code)
     webhook-id seen before           200 {"status": "duplicate"}          (nothing happens again)
     webhook-id reused for another body 409 WEBHOOK_ID_REUSED
     processing queue full            503 WEBHOOK_BUSY with Retry-After    (the sender retries)
@@ -18,8 +23,8 @@ Errors are ``{"error": {"code": ..., "message": ...}}``. Several secrets may be 
 the sender switch, remove the old one.
 
 Acceptance is durable in the sense the idempotency store is: the ``webhook-id`` is claimed in the
-store before the 2xx, and a worker publishes the event afterwards (``charge.succeeded`` or
-``charge.failed`` on the event bus), then marks the id done. With the in-memory store and queue, a
+store before the 2xx, and a worker publishes the handler's events on the event bus afterwards, then
+marks the id done. With the in-memory store and queue, a
 crash of the process between the 2xx and the publish loses that event, and a restart forgets which
 ids were seen; a shared store (Redis) and a persistent queue are what removes both limits. On a clean
 shutdown the worker drains the queue first.
@@ -30,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -40,14 +44,14 @@ from typing import Any, Final
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bff.events import CHARGE_FAILED, CHARGE_SUCCEEDED, EVENT_BUS, Event, EventBus
+from bff.events import EVENT_BUS, Event, EventBus
 from bff.idempotency import IDEMPOTENCY, ClaimState, IdempotencyStore, IdempotencyStoreFull
 from bff.settings import Settings, SettingsError
 
 __all__ = [
-    "PAYMENTS_WEBHOOK_PATH",
     "WEBHOOKS",
-    "PaymentWebhook",
+    "WebhookEndpoint",
+    "WebhookHandler",
     "WebhookIngress",
     "WebhookRejected",
     "WebhookVerifier",
@@ -55,12 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("bff.webhooks")
-
-PAYMENTS_WEBHOOK_PATH: Final = "/webhooks/payments"
-"""Where the payments service delivers its webhooks."""
-
-CHARGE_EVENT_TYPES: Final = frozenset({CHARGE_SUCCEEDED, CHARGE_FAILED})
-"""Webhook types that become bus events; other types are acknowledged and ignored."""
 
 _REQUIRED_HEADERS: Final = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _DRAIN_TIMEOUT_S: Final = 5.0
@@ -129,41 +127,23 @@ class WebhookVerifier:
         raise WebhookRejected(401, "WEBHOOK_SIGNATURE_INVALID", "no configured secret matches the signature")
 
 
+WebhookHandler = Callable[[str, bytes], Sequence[Event]]
+"""``handle(webhook_id, body)``: the events a verified delivery publishes (none: acknowledged and
+ignored). Raises :class:`WebhookRejected` (400) for a body it cannot use; must not block."""
+
+
 @dataclass(frozen=True, slots=True)
-class PaymentWebhook:
-    """A verified payments webhook: its id, its type and the charge record it carries."""
+class WebhookEndpoint:
+    """One webhook endpoint an app declares: a ``name`` (part of the idempotency key of its
+    deliveries), the ``path`` senders POST to, and the ``handle`` function of its deliveries."""
 
-    id: str
-    type: str
-    charge: Mapping[str, Any]
-
-
-def parse_payment_webhook(webhook_id: str, body: bytes) -> PaymentWebhook:
-    """Parse a verified body: ``{"type": "charge.succeeded", "data": {"id": ..., "invoiceId": ...,
-    "amount": ..., "status": ...}}``. Raises :class:`WebhookRejected` (400) when it is not that shape.
-    """
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "the body is not JSON") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "the body must be an object with a string type")
-    data = payload.get("data")
-    if payload["type"] in CHARGE_EVENT_TYPES:
-        if not isinstance(data, dict) or not all(
-            isinstance(data.get(name), str | int) and not isinstance(data.get(name), bool)
-            for name in ("id", "invoiceId")
-        ):
-            raise WebhookRejected(
-                400, "WEBHOOK_MALFORMED", "data must be a charge with an id and an invoiceId"
-            )
-        if data.get("status") not in ("SUCCEEDED", "FAILED"):
-            raise WebhookRejected(400, "WEBHOOK_MALFORMED", "data.status must be SUCCEEDED or FAILED")
-    return PaymentWebhook(webhook_id, payload["type"], data if isinstance(data, dict) else {})
+    name: str
+    path: str
+    handle: WebhookHandler
 
 
 class WebhookIngress:
-    """Accepts payments webhooks and processes each ``webhook-id`` once (see the module docstring)."""
+    """Accepts an app's webhooks and processes each ``webhook-id`` once (see the module docstring)."""
 
     def __init__(
         self,
@@ -178,19 +158,19 @@ class WebhookIngress:
         self.store = store
         self.bus = bus
         self.max_body_bytes = max_body_bytes
-        self._queue: asyncio.Queue[tuple[str, PaymentWebhook]] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[tuple[str, Sequence[Event]]] = asyncio.Queue(maxsize=queue_size)
         self.processed = 0
         """Webhooks processed (published) since start."""
 
-    async def handle(self, request: web.Request) -> web.Response:
-        """The ``POST /webhooks/payments`` handler."""
+    async def handle(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
+        """The handler of ``POST endpoint.path``."""
         try:
-            return await self._accept(request)
+            return await self._accept(request, endpoint)
         except WebhookRejected as rejected:
-            logger.info("webhook rejected: %s %s", rejected.status, rejected.code)
+            logger.info("webhook %s rejected: %s %s", endpoint.name, rejected.status, rejected.code)
             return rejected.response()
 
-    async def _accept(self, request: web.Request) -> web.Response:
+    async def _accept(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
         if not self.verifier.configured:
             raise WebhookRejected(503, "WEBHOOKS_NOT_CONFIGURED", "no webhook secret is configured")
         if request.content_length is not None and request.content_length > self.max_body_bytes:
@@ -199,8 +179,8 @@ class WebhookIngress:
         if len(body) > self.max_body_bytes:
             raise WebhookRejected(413, "WEBHOOK_TOO_LARGE", f"the body exceeds {self.max_body_bytes} bytes")
         webhook_id = self.verifier.verify(body, request.headers)
-        webhook = parse_payment_webhook(webhook_id, body)
-        key = f"webhook:payments:{webhook_id}"
+        events = endpoint.handle(webhook_id, body)
+        key = f"webhook:{endpoint.name}:{webhook_id}"
         try:
             claim = await self.store.claim(key, hashlib.sha256(body).hexdigest())
         except IdempotencyStoreFull:
@@ -210,7 +190,7 @@ class WebhookIngress:
         if claim.state is not ClaimState.NEW:
             return web.json_response({"status": "duplicate"}, status=200)
         try:
-            self._queue.put_nowait((key, webhook))
+            self._queue.put_nowait((key, events))
         except asyncio.QueueFull:
             await self.store.release(key)
             rejected = WebhookRejected(503, "WEBHOOK_BUSY", "too many webhooks waiting to be processed")
@@ -219,21 +199,21 @@ class WebhookIngress:
             return response
         return web.json_response({"status": "accepted"}, status=202)
 
-    async def _process(self, key: str, webhook: PaymentWebhook) -> None:
-        if webhook.type in CHARGE_EVENT_TYPES:
-            await self.bus.publish(Event(webhook.type, {"charge": dict(webhook.charge)}, id=webhook.id))
-        await self.store.complete(key, {"type": webhook.type})
+    async def _process(self, key: str, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.bus.publish(event)
+        await self.store.complete(key, {"events": [event.topic for event in events]})
         self.processed += 1
 
     async def run(self) -> None:
         """Process accepted webhooks until cancelled."""
         while True:
-            key, webhook = await self._queue.get()
+            key, events = await self._queue.get()
             try:
-                await self._process(key, webhook)
+                await self._process(key, events)
             except Exception:
                 # Accepted already: the sender will not redeliver. Log loudly so it can be replayed.
-                logger.exception("webhook %s (%s) accepted but not processed", webhook.id, webhook.type)
+                logger.exception("webhook %s accepted but not processed", key)
             finally:
                 self._queue.task_done()
 
@@ -248,13 +228,16 @@ WEBHOOKS: Final = web.AppKey("bff.webhooks", WebhookIngress)
 """Where the app keeps its :class:`WebhookIngress`."""
 
 
-def setup_webhooks(app: web.Application, settings: Settings) -> None:
-    """Add ``POST /webhooks/payments`` and the worker that processes what it accepts.
+def setup_webhooks(app: web.Application, settings: Settings, endpoints: Sequence[WebhookEndpoint]) -> None:
+    """Add ``POST`` routes for the app's webhook ``endpoints`` and the worker that processes what they
+    accept; nothing without endpoints.
 
     Needs the app's event bus and idempotency store (under :data:`~bff.events.EVENT_BUS` and
     :data:`~bff.idempotency.IDEMPOTENCY`) by start-up. Raises :class:`~bff.settings.SettingsError`
     for a secret that is not valid.
     """
+    if not endpoints:
+        return
     try:
         verifier = WebhookVerifier(
             [secret.get_secret_value() for secret in settings.webhook_secrets],
@@ -281,8 +264,13 @@ def setup_webhooks(app: web.Application, settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 
-    async def handle(request: web.Request) -> web.Response:
-        return await request.app[WEBHOOKS].handle(request)
-
     app.cleanup_ctx.append(webhooks_ctx)
-    app.router.add_post(PAYMENTS_WEBHOOK_PATH, handle)
+    for endpoint in endpoints:
+        app.router.add_post(endpoint.path, _route(endpoint))
+
+
+def _route(endpoint: WebhookEndpoint) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.Response:
+        return await request.app[WEBHOOKS].handle(request, endpoint)
+
+    return handle

@@ -25,7 +25,7 @@ DEMO_PORTS: dict[str, int] = {"customers": 8001, "catalog": 8002, "sales": 8003,
 
 def load_chinook() -> dict[str, list[Record]]:
     """Return a fresh copy of every Chinook resource: resource name -> records sorted by ``id``."""
-    raw = resources.files("demo").joinpath("data/chinook.json.gz").read_bytes()
+    raw = resources.files("bff_chinook.demo").joinpath("data/chinook.json.gz").read_bytes()
     data: dict[str, list[Record]] = json.loads(gzip.decompress(raw))
     return data
 

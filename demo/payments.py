@@ -44,8 +44,8 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from demo.faults import FaultConfig
-from demo.rest import STORE, create_service_app
+from bff_chinook.demo.faults import FaultConfig
+from bff_chinook.demo.rest import STORE, create_service_app
 
 __all__ = [
     "PAYMENTS",

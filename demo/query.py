@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from functools import cmp_to_key
 from typing import Any, Final
 
-from demo.chinook import Record
-from demo.jsvalues import (
+from bff_chinook.demo.chinook import Record
+from bff_chinook.demo.jsvalues import (
     Sortable,
     compare,
     js_compare,

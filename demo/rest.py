@@ -31,12 +31,12 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from demo.chinook import Record
-from demo.faults import FaultConfig, faults_middleware, setup_faults
-from demo.jsvalues import DECIMAL, js_copy, js_string, plural, singular, strict_equal, truthy
-from demo.query import InvalidQuery, Params, run_list_query
-from demo.stats import setup_stats, stats_middleware
-from demo.store import DuplicateIdError, ResourceStore
+from bff_chinook.demo.chinook import Record
+from bff_chinook.demo.faults import FaultConfig, faults_middleware, setup_faults
+from bff_chinook.demo.jsvalues import DECIMAL, js_copy, js_string, plural, singular, strict_equal, truthy
+from bff_chinook.demo.query import InvalidQuery, Params, run_list_query
+from bff_chinook.demo.stats import setup_stats, stats_middleware
+from bff_chinook.demo.store import DuplicateIdError, ResourceStore
 
 __all__ = ["SERVICE_NAME", "STORE", "create_service_app"]
 

@@ -1,7 +1,7 @@
 """Start the demo services on TCP ports: one aiohttp server per Chinook service, stopped together.
 
-``bff demo`` serves them on ``ALL_PORTS``; tests pass port 0 for ephemeral ports and read the bound
-URLs back::
+``bff demo`` serves them on ``ALL_PORTS`` (or all on free ports, :func:`chinook_demo`); tests pass
+port 0 for ephemeral ports and read the bound URLs back::
 
     async with await start_services(ports={"catalog": 0}) as services:
         httpx.get(services.urls["catalog"] + "/tracks/1")
@@ -9,18 +9,28 @@ URLs back::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Final
 
 from aiohttp import web
 
-from demo.chinook import DEMO_PORTS, Record, load_chinook, service_data
-from demo.faults import FaultConfig
-from demo.payments import PAYMENTS_PORT, PAYMENTS_SERVICE, PaymentsConfig, create_payments_app
-from demo.rest import create_service_app
+from bff_chinook.demo.chinook import DEMO_PORTS, Record, load_chinook, service_data
+from bff_chinook.demo.faults import FaultConfig
+from bff_chinook.demo.payments import (
+    PAYMENTS,
+    PAYMENTS_PORT,
+    PAYMENTS_SERVICE,
+    PaymentsConfig,
+    create_payments_app,
+)
+from bff_chinook.demo.rest import create_service_app
 
-__all__ = ["ALL_PORTS", "SHUTDOWN_TIMEOUT_S", "DemoServices", "start_services"]
+__all__ = ["ALL_PORTS", "SHUTDOWN_TIMEOUT_S", "DemoServices", "chinook_demo", "start_services"]
+
+PAYMENTS_WEBHOOK_PATH: Final = "/webhooks/payments"
+"""Where the BFF takes the payments service's webhooks (the Chinook app's ``PAYMENTS_WEBHOOK``)."""
 
 ALL_PORTS: Final = {**DEMO_PORTS, PAYMENTS_SERVICE: PAYMENTS_PORT}
 """Every demo service and its ``bff demo`` port: the Chinook services and the payments service."""
@@ -41,6 +51,13 @@ class DemoServices:
         self.urls = urls
         self.apps = apps
         self._runners = runners
+
+    def point_webhooks(self, bff_base_url: str, secret: str) -> None:
+        """Send the payments service's webhooks to the BFF at ``bff_base_url``, signed with ``secret``."""
+        app = self.apps.get(PAYMENTS_SERVICE)
+        if app is not None:
+            url = f"{bff_base_url}{PAYMENTS_WEBHOOK_PATH}"
+            app[PAYMENTS].configure(webhook_url=url, webhook_secret=secret)
 
     async def close(self) -> None:
         """Stop every service; hanging requests are dropped, so this takes about a second at most."""
@@ -109,6 +126,15 @@ async def start_services(
         await services.close()
         raise
     return services
+
+
+@asynccontextmanager
+async def chinook_demo(host: str, free_ports: bool) -> AsyncIterator[DemoServices]:
+    """Every demo service on ``host``: on ``ALL_PORTS``, or on free ports (``free_ports``), so two
+    demos run side by side. The ``demo`` of the Chinook app (``bff demo``, ``bff demo-services``)."""
+    ports = dict.fromkeys(ALL_PORTS, 0) if free_ports else ALL_PORTS
+    async with await start_services(host, ports) as services:
+        yield services
 
 
 def _url_host(host: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from demo.faults import is_admin_path
+from bff_chinook.demo.faults import is_admin_path
 
 __all__ = ["STATS", "STATS_PATH", "RequestStats", "setup_stats", "stats_middleware"]
 

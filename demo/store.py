@@ -13,8 +13,8 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from demo.chinook import Record
-from demo.jsvalues import compare, js_copy, js_string, plural, sortable
+from bff_chinook.demo.chinook import Record
+from bff_chinook.demo.jsvalues import compare, js_copy, js_string, plural, sortable
 
 __all__ = ["DuplicateIdError", "ResourceStore"]
 

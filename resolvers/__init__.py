@@ -1,5 +1,5 @@
-"""Resolver functions and batch loads per domain: context and keys in, downstream records out.
+"""The Chinook app's data access: its resources, topics, access rule and mutation workflows.
 
-Nothing here knows about GraphQL types: ``schema/`` turns records into types. That keeps the
-dependency one way (schema -> resolvers) and lets the functions be tested without a schema.
+Installed as ``bff_chinook.resolvers``. Nothing here knows about GraphQL types: ``schema/`` turns
+records into types, so the dependency runs one way (schema -> resolvers).
 """

@@ -1,22 +1,22 @@
 """``payInvoice``: ask the payments service for a charge of an invoice's total.
 
 The charge comes back ``PENDING``; the payments service settles it later and tells the BFF by webhook
-(:mod:`bff.webhooks`), which publishes ``charge.succeeded`` or ``charge.failed``. The idempotency key
+(:func:`charge_events`, behind the kit's :mod:`bff.webhooks`), which publishes ``charge.succeeded``
+or ``charge.failed``. The idempotency key
 is claimed here and also sent to the payments service as ``Idempotency-Key``, so even a retry the BFF
 does not remember (after a restart) charges once.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from bff.context import Context
 from bff.errors import DownstreamError
-from bff.events import CHARGE_CREATED
-from bff.loaders import Record
-from bff.permissions import check_customer_access
-from resolvers import sales
-from resolvers.writes import (
+from bff.events import Event
+from bff.graph.writes import (
     MutationResult,
-    UserErrorCode,
     UserErrorRecord,
     check_id,
     check_idempotency_key,
@@ -25,15 +25,54 @@ from resolvers.writes import (
     publish,
     run_once,
 )
+from bff.loaders import Record
+from bff.webhooks import WebhookEndpoint, WebhookRejected
+from bff_chinook.resolvers.access import check_customer_access
+from bff_chinook.resolvers.errors import UserErrorCode
+from bff_chinook.resolvers.resources import charges, invoices
+from bff_chinook.resolvers.topics import CHARGE_CREATED, CHARGE_FAILED, CHARGE_SUCCEEDED
 
-__all__ = ["charge", "pay_invoice"]
+__all__ = ["PAYMENTS_WEBHOOK", "charge", "charge_events", "pay_invoice"]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+CHARGE_EVENT_TYPES = frozenset({CHARGE_SUCCEEDED, CHARGE_FAILED})
+"""Webhook types that become bus events; other types are acknowledged and ignored."""
 
 
 async def charge(ctx: Context, charge_id: str) -> Record | None:
     """One charge by id, as the payments service has it now."""
-    return await ctx.loaders.by_id(ctx.services.payments, "charges").load(charge_id)
+    return await charges.get(ctx, charge_id)
+
+
+def charge_events(webhook_id: str, body: bytes) -> Sequence[Event]:
+    """The events of a verified payments webhook: ``{"type": "charge.succeeded", "data": {"id": ...,
+    "invoiceId": ..., "amount": ..., "status": ...}}`` publishes ``charge.succeeded`` (or
+    ``charge.failed``) with ``{"charge": data}``; other types publish nothing.
+
+    Raises :class:`~bff.webhooks.WebhookRejected` (400 ``WEBHOOK_MALFORMED``) for another shape.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "the body is not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "the body must be an object with a string type")
+    if payload["type"] not in CHARGE_EVENT_TYPES:
+        return ()
+    data = payload.get("data")
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(name), str | int) and not isinstance(data.get(name), bool)
+        for name in ("id", "invoiceId")
+    ):
+        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "data must be a charge with an id and an invoiceId")
+    if data.get("status") not in ("SUCCEEDED", "FAILED"):
+        raise WebhookRejected(400, "WEBHOOK_MALFORMED", "data.status must be SUCCEEDED or FAILED")
+    return (Event(payload["type"], {"charge": data}, id=webhook_id),)
+
+
+PAYMENTS_WEBHOOK = WebhookEndpoint("payments", "/webhooks/payments", charge_events)
+"""Where the payments service delivers its webhooks (Standard Webhooks, ``BFF_WEBHOOK_SECRETS``)."""
 
 
 async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) -> MutationResult:
@@ -67,7 +106,7 @@ async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) ->
 
 
 async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:
-    invoice = await sales.invoice(ctx, invoice_id)
+    invoice = await invoices.get(ctx, invoice_id)
     # A customer may pay only their own invoices; a missing one is FORBIDDEN too, so that a customer
     # cannot tell which invoice ids exist (as the invoice query does).
     check_customer_access(ctx, None if invoice is None else str(invoice.get("customerId")))
@@ -82,7 +121,7 @@ async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:
     body = {"invoiceId": invoice["id"], "amount": invoice["total"], "currency": "USD"}
     call = fresh_call(ctx, extra_headers=[(IDEMPOTENCY_HEADER, key)])
     try:
-        response = await ctx.services.payments.request("POST", "/charges", call=call, json_body=body)
+        response = await charges.request(ctx, "POST", json_body=body, call=call)
     except DownstreamError as exc:
         if exc.status == 409:
             return MutationResult(
@@ -96,6 +135,6 @@ async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:
             )
         raise
     record: Record = response.body
-    ctx.loaders.prime(ctx.services.payments, "charges", [record])
+    ctx.loaders.prime(charges.client(ctx), charges.path, [record])
     await publish(ctx, CHARGE_CREATED, {"charge": record})
     return MutationResult(record=record)

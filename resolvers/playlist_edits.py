@@ -10,18 +10,11 @@ import asyncio
 from typing import Final
 
 from bff.context import Context
-from bff.events import PLAYLIST_UPDATED
+from bff.graph.writes import MutationResult, UserErrorRecord, as_ref, check_id, publish
 from bff.loaders import Record
-from resolvers import catalog, playlists
-from resolvers.writes import (
-    MutationResult,
-    UserErrorCode,
-    UserErrorRecord,
-    as_ref,
-    check_id,
-    invalidate,
-    publish,
-)
+from bff_chinook.resolvers.errors import UserErrorCode
+from bff_chinook.resolvers.resources import playlist_tracks, playlists, tracks
+from bff_chinook.resolvers.topics import PLAYLIST_UPDATED
 
 __all__ = ["MAX_NAME_LENGTH", "add_track", "create_playlist", "remove_track"]
 
@@ -42,11 +35,9 @@ async def create_playlist(ctx: Context, *, name: str) -> MutationResult:
                 )
             ]
         )
-    client = ctx.services.playlists
-    record: Record = (
-        await client.request("POST", "/playlists", call=ctx.call, json_body={"name": name})
-    ).body
-    ctx.loaders.prime(client, "playlists", [record])
+    record: Record = (await playlists.request(ctx, "POST", json_body={"name": name})).body
+    ctx.loaders.prime(playlists.client(ctx), playlists.path, [record])
+    await playlists.invalidate(ctx)
     await publish(
         ctx, PLAYLIST_UPDATED, {"playlistId": str(record["id"]), "change": "CREATED", "trackId": None}
     )
@@ -64,7 +55,7 @@ async def _check(
     ]
     if errors:
         return None, errors
-    playlist, track = await asyncio.gather(playlists.playlist(ctx, playlist_id), catalog.track(ctx, track_id))
+    playlist, track = await asyncio.gather(playlists.get(ctx, playlist_id), tracks.get(ctx, track_id))
     if playlist is None:
         errors.append(
             UserErrorRecord(
@@ -80,8 +71,11 @@ async def _check(
 
 async def _entries(ctx: Context, playlist_id: str, track_id: str) -> list[Record]:
     """The ``playlistTracks`` entries putting the track on the playlist, read fresh (not cached)."""
-    response = await ctx.services.playlists.get(
-        "/playlistTracks", call=ctx.call, params=[("playlistId", playlist_id), ("trackId", track_id)]
+    response = await playlist_tracks.client(ctx).get(
+        "/playlistTracks",
+        call=ctx.call,
+        params=[("playlistId", playlist_id), ("trackId", track_id)],
+        cache=False,
     )
     body = response.body if isinstance(response.body, list) else []
     # Repeated different filters AND together in json-server; check both anyway.
@@ -89,7 +83,7 @@ async def _entries(ctx: Context, playlist_id: str, track_id: str) -> list[Record
 
 
 async def _changed(ctx: Context, playlist_id: str, change: str, track_id: str) -> None:
-    await invalidate(ctx, ctx.services.playlists, "playlistTracks", fields={"playlistId": playlist_id})
+    await playlist_tracks.invalidate(ctx, fields={"playlistId": playlist_id})
     await publish(ctx, PLAYLIST_UPDATED, {"playlistId": playlist_id, "change": change, "trackId": track_id})
 
 
@@ -109,7 +103,7 @@ async def add_track(ctx: Context, *, playlist_id: str, track_id: str) -> Mutatio
             ]
         )
     entry = {"playlistId": as_ref(playlist_id), "trackId": as_ref(track_id)}
-    await ctx.services.playlists.request("POST", "/playlistTracks", call=ctx.call, json_body=entry)
+    await playlist_tracks.request(ctx, "POST", json_body=entry)
     await _changed(ctx, playlist_id, "TRACK_ADDED", track_id)
     return MutationResult(record=playlist)
 
@@ -131,6 +125,6 @@ async def remove_track(ctx: Context, *, playlist_id: str, track_id: str) -> Muta
             ]
         )
     for entry in entries:
-        await ctx.services.playlists.request("DELETE", f"/playlistTracks/{entry['id']}", call=ctx.call)
+        await playlist_tracks.request(ctx, "DELETE", str(entry["id"]))
     await _changed(ctx, playlist_id, "TRACK_REMOVED", track_id)
     return MutationResult(record=playlist)

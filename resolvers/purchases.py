@@ -26,23 +26,22 @@ from decimal import Decimal
 from bff.context import Context
 from bff.downstream import Call
 from bff.errors import DownstreamError, NotFound
-from bff.events import INVOICE_CREATED
-from bff.loaders import Record
-from resolvers import catalog, customers, sales
-from resolvers.writes import (
+from bff.graph.writes import (
     MutationFailed,
     MutationResult,
-    UserErrorCode,
     UserErrorRecord,
     as_ref,
     check_id,
     check_idempotency_key,
     fingerprint,
     fresh_call,
-    invalidate,
     publish,
     run_once,
 )
+from bff.loaders import Record
+from bff_chinook.resolvers.errors import UserErrorCode
+from bff_chinook.resolvers.resources import customers, invoice_lines, invoices, tracks
+from bff_chinook.resolvers.topics import INVOICE_CREATED
 
 __all__ = ["purchase_tracks"]
 
@@ -109,14 +108,12 @@ async def purchase_tracks(
         key_field=("input", "idempotencyKey"),
         work=lambda: _purchase(ctx, customer_id, track_ids, key),
         remember=lambda record: {"invoiceId": str(record["id"])},
-        replay=lambda remembered: sales.invoice(ctx, str(remembered["invoiceId"])),
+        replay=lambda remembered: invoices.get(ctx, str(remembered["invoiceId"])),
     )
 
 
 async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: str) -> MutationResult:
-    customer, tracks = await asyncio.gather(
-        customers.customer(ctx, customer_id), catalog.tracks(ctx, track_ids)
-    )
+    customer, wanted = await asyncio.gather(customers.get(ctx, customer_id), tracks.get_many(ctx, track_ids))
     errors: list[UserErrorRecord] = []
     if customer is None:
         errors.append(
@@ -125,7 +122,7 @@ async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: s
             )
         )
     found: list[Record] = []
-    for index, (track_id, track) in enumerate(zip(track_ids, tracks, strict=True)):
+    for index, (track_id, track) in enumerate(zip(track_ids, wanted, strict=True)):
         if track is None:
             errors.append(
                 UserErrorRecord(
@@ -138,7 +135,6 @@ async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: s
         return MutationResult(user_errors=errors)
 
     total = sum((Decimal(str(track["unitPrice"])) for track in found), Decimal("0"))
-    sales_client = ctx.services.sales
     body = {
         "customerId": as_ref(customer_id),
         "invoiceDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -151,9 +147,7 @@ async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: s
         "purchaseKey": key,
     }
     try:
-        invoice: Record = (
-            await sales_client.request("POST", "/invoices", call=ctx.call, json_body=body)
-        ).body
+        invoice: Record = (await invoices.request(ctx, "POST", json_body=body)).body
     except DownstreamError as exc:
         # The invoice may exist even so (the answer was lost): find it by its key and remove it.
         rolled_back = await _remove_by_key(ctx, key)
@@ -167,14 +161,14 @@ async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: s
                 "unitPrice": track["unitPrice"],
                 "quantity": 1,
             }
-            await sales_client.request("POST", "/invoiceLines", call=ctx.call, json_body=line)
+            await invoice_lines.request(ctx, "POST", json_body=line)
     except DownstreamError as exc:
         rolled_back = await _compensate(ctx, invoice_id)
         raise _failed("an invoice line could not be created", exc, rolled_back=rolled_back) from exc
 
-    await invalidate(ctx, sales_client, "invoices", ids=[invoice_id], fields={"customerId": customer_id})
-    await invalidate(ctx, sales_client, "invoiceLines", fields={"invoiceId": invoice_id})
-    ctx.loaders.prime(sales_client, "invoices", [invoice])
+    await invoices.invalidate(ctx, ids=[invoice_id], fields={"customerId": customer_id})
+    await invoice_lines.invalidate(ctx, fields={"invoiceId": invoice_id})
+    ctx.loaders.prime(invoices.client(ctx), invoices.path, [invoice])
     await publish(ctx, INVOICE_CREATED, {"invoice": invoice})
     return MutationResult(record=invoice)
 
@@ -192,21 +186,25 @@ def _failed(what: str, exc: DownstreamError, *, rolled_back: bool) -> MutationFa
 async def _remove_by_key(ctx: Context, key: str) -> bool:
     call = fresh_call(ctx)
     try:
-        response = await ctx.services.sales.get("/invoices", call=call, params=[("purchaseKey", key)])
+        response = await invoices.client(ctx).get(
+            "/invoices", call=call, params=[("purchaseKey", key)], cache=False
+        )
     except DownstreamError:
         logger.error("purchase %s: cannot tell whether an invoice was created", key)
         return False
-    invoices = response.body if isinstance(response.body, list) else []
-    results = [await _compensate(ctx, str(invoice["id"]), call=call) for invoice in invoices]
+    found = response.body if isinstance(response.body, list) else []
+    results = [await _compensate(ctx, str(invoice["id"]), call=call) for invoice in found]
     return all(results)
 
 
 async def _compensate(ctx: Context, invoice_id: str, *, call: Call | None = None) -> bool:
     """Delete an invoice and its lines; return whether everything is gone."""
     call = call or fresh_call(ctx)
-    client = ctx.services.sales
+    client = invoice_lines.client(ctx)
     try:
-        response = await client.get("/invoiceLines", call=call, params=[("invoiceId", invoice_id)])
+        response = await client.get(
+            "/invoiceLines", call=call, params=[("invoiceId", invoice_id)], cache=False
+        )
         lines = response.body if isinstance(response.body, list) else []
         for line in lines:
             await _delete(ctx, f"/invoiceLines/{line['id']}", call)
@@ -214,11 +212,11 @@ async def _compensate(ctx: Context, invoice_id: str, *, call: Call | None = None
     except DownstreamError as exc:
         logger.error("purchase compensation left invoice %s behind: %s", invoice_id, exc.code)
         return False
-    await invalidate(ctx, client, "invoices", ids=[invoice_id])
-    await invalidate(ctx, client, "invoiceLines", fields={"invoiceId": invoice_id})
+    await invoices.invalidate(ctx, ids=[invoice_id])
+    await invoice_lines.invalidate(ctx, fields={"invoiceId": invoice_id})
     return True
 
 
 async def _delete(ctx: Context, path: str, call: Call) -> None:
     with contextlib.suppress(NotFound):  # gone already: what compensation wants
-        await ctx.services.sales.request("DELETE", path, call=call)
+        await invoices.client(ctx).request("DELETE", path, call=call)

@@ -1,53 +1,39 @@
-"""The GraphQL schema: one Strawberry module per domain, merged into one ``Query``.
+"""The Chinook app: the music store graph over its four REST services and a payments service.
 
-:func:`build_schema` is called once per app; its extensions are factories so each operation gets
-fresh extension instances while the parser and validation caches stay shared.
+Installed as ``bff_chinook.schema``; ``app`` is what ``bff serve`` serves by default
+(``--app bff_chinook.schema:app``). One Strawberry module per domain, merged into one ``Query``.
 """
 
 from __future__ import annotations
 
-from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.tools import merge_types
 
-from bff.limits import Limits, parser_extension, validation_rules
-from bff.masking import MaskUnexpectedErrors
-from bff.observability import QuietSchema
-from bff.settings import Settings
-from bff.stale import StaleExtension
-from bff.subscriptions import PerEventExecutor
-from schema import catalog, customers, playlists, relations, sales
-from schema.mutations import Mutation
-from schema.subscriptions import Subscription
+from bff import App, Service
+from bff_chinook.demo.server import chinook_demo
+from bff_chinook.resolvers.payments import PAYMENTS_WEBHOOK
+from bff_chinook.schema import catalog, customers, playlists, sales
+from bff_chinook.schema.mutations import Mutation
+from bff_chinook.schema.subscriptions import Subscription
 
-PARSER_CACHE_SIZE = 1_000
-VALIDATION_CACHE_SIZE = 1_000
+__all__ = ["Query", "app"]
 
 Query = merge_types("Query", (customers.Query, catalog.Query, sales.Query, playlists.Query))
 
-
-def build_schema(settings: Settings) -> QuietSchema:
-    """The executable schema with parser and validation caches, operation limits and error masking.
-
-    The limit rules are built here, once: the same rule classes for every operation keep the
-    validation cache hitting (see :mod:`bff.limits`). To-one relationship fields are resolved by
-    graphql-core directly, without Strawberry's per-call wrapper (see :mod:`schema.relations`).
-    """
-    limits = Limits.from_settings(settings)
-    rules = validation_rules(limits)
-    schema = QuietSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        # Fresh contexts (DataLoaders) per subscription event and per WebSocket operation.
-        execution_context_class=PerEventExecutor,
-        extensions=[
-            parser_extension(limits.max_tokens, PARSER_CACHE_SIZE),
-            lambda: AddValidationRules(rules),
-            lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
-            MaskUnexpectedErrors,
-            StaleExtension,
-        ],
-    )
-    # ``_schema`` is the graphql-core schema Strawberry built (its own extensions reach it so too).
-    relations.resolve_directly(schema._schema)
-    return schema
+app = App(
+    name="chinook",
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    services={
+        "customers": Service(default_url="http://127.0.0.1:8001", description="customers, employees"),
+        "catalog": Service(
+            default_url="http://127.0.0.1:8002", description="artists, albums, tracks, genres, mediaTypes"
+        ),
+        "sales": Service(default_url="http://127.0.0.1:8003", description="invoices, invoiceLines"),
+        "playlists": Service(default_url="http://127.0.0.1:8004", description="playlists, playlistTracks"),
+        "payments": Service(default_url="http://127.0.0.1:8005", description="charges (demo only)"),
+    },
+    webhooks=[PAYMENTS_WEBHOOK],
+    demo=chinook_demo,
+)
+"""The Chinook app (DESIGN.md's service table)."""

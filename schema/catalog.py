@@ -6,11 +6,10 @@ from decimal import Decimal
 
 import strawberry
 
+from bff import PAGE_COST, Connection, connection, cost_hint, to_many, to_one
 from bff.loaders import Record
-from resolvers import catalog as catalog_service
-from schema import relay
-from schema.common import Info, money, node, nodes, ref
-from schema.relations import prefetch, to_many, to_one
+from bff_chinook.resolvers import resources
+from bff_chinook.schema.common import Info, money, node, nodes, ref
 
 
 @strawberry.type
@@ -52,10 +51,12 @@ class Artist:
         return cls(id=strawberry.ID(str(record["id"])), name=record["name"])
 
     albums: list[Album] = to_many(
+        resources.albums,
+        by="artistId",
         key=lambda artist: artist.id,
-        load=catalog_service.albums_of_artist,
         build=lambda record: Album.from_record(record),
         description="The artist's albums.",
+        size=5,
     )
 
 
@@ -75,16 +76,18 @@ class Album:
         )
 
     artist: Artist | None = to_one(
+        resources.artists,
         key=lambda album: album.artist_id,
-        load=catalog_service.artist,
         build=Artist.from_record,
         description="The album's artist.",
     )
     tracks: list[Track] = to_many(
+        resources.tracks,
+        by="albumId",
         key=lambda album: album.id,
-        load=catalog_service.tracks_of_album,
         build=lambda record: Track.from_record(record),
         description="The album's tracks.",
+        size=15,
     )
 
 
@@ -118,20 +121,20 @@ class Track:
         )
 
     album: Album | None = to_one(
+        resources.albums,
         key=lambda track: track.album_id,
-        load=catalog_service.album,
         build=Album.from_record,
         description="The album the track is on.",
     )
     genre: Genre | None = to_one(
+        resources.genres,
         key=lambda track: track.genre_id,
-        load=catalog_service.genre,
         build=Genre.from_record,
         description="The track's genre.",
     )
     media_type: MediaType | None = to_one(
+        resources.media_types,
         key=lambda track: track.media_type_id,
-        load=catalog_service.media_type,
         build=MediaType.from_record,
         description="The track's file format.",
     )
@@ -143,28 +146,34 @@ class Query:
 
     @strawberry.field(description="One artist by id; null when there is none.")
     async def artist(self, info: Info, id: strawberry.ID) -> Artist | None:
-        record = await catalog_service.artist(info.context, id)
+        record = await resources.artists.get(info.context, id)
         return node(info, Artist.from_record, record)
 
-    @strawberry.field(description="Artists, a page at a time; `search` matches any text field.")
+    @strawberry.field(
+        description="Artists, a page at a time; `search` matches any text field.", metadata=PAGE_COST
+    )
     async def artists(
         self, info: Info, first: int | None = None, after: str | None = None, search: str | None = None
-    ) -> relay.Connection[Artist]:
-        offset, limit = relay.page_window(first, after)
-        page = await catalog_service.artists_page(info.context, offset=offset, limit=limit, search=search)
-        return relay.Connection[Artist].from_page(page, Artist.from_record)
+    ) -> Connection[Artist]:
+        filters = [("q", search)] if search else []
+        return await connection(
+            info, resources.artists, Artist.from_record, first=first, after=after, filters=filters
+        )
 
     @strawberry.field(description="One album by id; null when there is none.")
     async def album(self, info: Info, id: strawberry.ID) -> Album | None:
-        record = await catalog_service.album(info.context, id)
+        record = await resources.albums.get(info.context, id)
         return node(info, Album.from_record, record)
 
     @strawberry.field(description="One track by id; null when there is none.")
     async def track(self, info: Info, id: strawberry.ID) -> Track | None:
-        record = await catalog_service.track(info.context, id)
+        record = await resources.tracks.get(info.context, id)
         return node(info, Track.from_record, record)
 
-    @strawberry.field(description="Tracks, a page at a time; optionally of one genre and matching `search`.")
+    @strawberry.field(
+        description="Tracks, a page at a time; optionally of one genre and matching `search`.",
+        metadata=PAGE_COST,
+    )
     async def tracks(
         self,
         info: Info,
@@ -172,15 +181,16 @@ class Query:
         after: str | None = None,
         genre_id: strawberry.ID | None = None,
         search: str | None = None,
-    ) -> relay.Connection[Track]:
-        offset, limit = relay.page_window(first, after)
-        page = await catalog_service.tracks_page(
-            info.context, offset=offset, limit=limit, genre_id=genre_id, search=search
+    ) -> Connection[Track]:
+        filters: list[tuple[str, str]] = []
+        if genre_id is not None:
+            filters.append(("genreId", str(genre_id)))
+        if search:
+            filters.append(("q", search))
+        return await connection(
+            info, resources.tracks, Track.from_record, first=first, after=after, filters=filters
         )
-        connection = relay.Connection[Track].from_page(page, Track.from_record)
-        await prefetch(info, [edge.node for edge in connection.edges], under=("edges", "node"))
-        return connection
 
-    @strawberry.field(description="Every genre.")
+    @strawberry.field(description="Every genre.", metadata=cost_hint(size=resources.genres.list_size))
     async def genres(self, info: Info) -> list[Genre]:
-        return nodes(info, Genre.from_record, await catalog_service.genres(info.context))
+        return nodes(info, Genre.from_record, await resources.genres.all(info.context))

@@ -6,20 +6,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from bff import PAGE_COST, Connection, connection, to_many, to_one
 from bff.loaders import Record
-from bff.permissions import OwnCustomerData
-from resolvers import customers as customers_service
-from resolvers import sales as sales_service
-from schema import relay
-from schema.common import Info, node, ref
-from schema.relations import prefetch, to_many, to_one
+from bff_chinook.resolvers import resources
+from bff_chinook.resolvers.access import OwnCustomerData
+from bff_chinook.schema.common import Info, node, ref
 
 if TYPE_CHECKING:
-    from schema.sales import Invoice
+    from bff_chinook.schema.sales import Invoice
 
 
 def _invoice(record: Record) -> Invoice:
-    from schema.sales import Invoice
+    from bff_chinook.schema.sales import Invoice
 
     return Invoice.from_record(record)
 
@@ -37,16 +35,18 @@ class Employee:
     country: str | None
     reports_to_id: strawberry.Private[str | None]
     reports_to: Employee | None = to_one(
+        resources.employees,
         key=lambda employee: employee.reports_to_id,
-        load=customers_service.employee,
         build=lambda record: Employee.from_record(record),
         description="The employee's manager; null for the top of the hierarchy.",
     )
     customers: list[Customer] = to_many(
+        resources.customers,
+        by="supportRepId",
         key=lambda employee: employee.id,
-        load=customers_service.customers_of_employee,
         build=lambda record: Customer.from_record(record),
         description="The customers this employee is the support representative of.",
+        size=21,
     )
 
     @classmethod
@@ -80,16 +80,18 @@ class Customer:
     city: str | None
     support_rep_id: strawberry.Private[str | None]
     support_rep: Employee | None = to_one(
+        resources.employees,
         key=lambda customer: customer.support_rep_id,
-        load=customers_service.employee,
         build=Employee.from_record,
         description="The employee who looks after this customer.",
     )
-    invoices: list[Annotated[Invoice, strawberry.lazy("schema.sales")]] | None = to_many(
+    invoices: list[Annotated[Invoice, strawberry.lazy("bff_chinook.schema.sales")]] | None = to_many(
+        resources.invoices,
+        by="customerId",
         key=lambda customer: customer.id,
-        load=sales_service.invoices_of_customer,
         build=lambda record: _invoice(record),
         description="The customer's invoices, oldest first; only the customer and employees may see them.",
+        size=7,
         permission_classes=[OwnCustomerData],
     )
 
@@ -114,25 +116,24 @@ class Query:
 
     @strawberry.field(description="One customer by id; null when there is none.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        return node(info, Customer.from_record, await customers_service.customer(info.context, id))
+        return node(info, Customer.from_record, await resources.customers.get(info.context, id))
 
-    @strawberry.field(description="Customers, a page at a time; optionally only those of one country.")
+    @strawberry.field(
+        description="Customers, a page at a time; optionally only those of one country.", metadata=PAGE_COST
+    )
     async def customers(
         self,
         info: Info,
         first: int | None = None,
         after: str | None = None,
         country: str | None = None,
-    ) -> relay.Connection[Customer]:
-        offset, limit = relay.page_window(first, after)
-        page = await customers_service.customers_page(
-            info.context, offset=offset, limit=limit, country=country
+    ) -> Connection[Customer]:
+        filters = [("country", country)] if country is not None else []
+        return await connection(
+            info, resources.customers, Customer.from_record, first=first, after=after, filters=filters
         )
-        connection = relay.Connection[Customer].from_page(page, Customer.from_record)
-        await prefetch(info, [edge.node for edge in connection.edges], under=("edges", "node"))
-        return connection
 
     @strawberry.field(description="One employee by id; null when there is none.")
     async def employee(self, info: Info, id: strawberry.ID) -> Employee | None:
-        record: Any = await customers_service.employee(info.context, id)
+        record: Any = await resources.employees.get(info.context, id)
         return node(info, Employee.from_record, record)

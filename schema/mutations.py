@@ -3,22 +3,25 @@
 ``userErrors`` lists what the client can fix (``field`` is the path into the arguments, ``code`` is
 stable); the object is null when there are any. Failures that are not the client's are GraphQL
 errors with ``extensions.code`` (``DOWNSTREAM_*``, or ``MUTATION_FAILED`` with ``rolledBack``).
-Who may do what is :mod:`bff.permissions`' rule: ``FORBIDDEN`` for a customer buying for someone else
-or paying another customer's invoice, ``UNAUTHENTICATED`` for anonymous changes when sign-in is on.
+Who may do what is :mod:`bff_chinook.resolvers.access`' rule: ``FORBIDDEN`` for a customer buying
+for someone else or paying another customer's invoice, ``UNAUTHENTICATED`` for anonymous changes
+when sign-in is on.
 """
 
 from __future__ import annotations
 
 import strawberry
 
-from bff.permissions import check_customer_access, require_principal
-from resolvers import payments as payments_service
-from resolvers import playlist_edits, purchases
-from resolvers.writes import MutationResult, UserErrorCode
-from schema.common import Info
-from schema.payments import Payment
-from schema.playlists import Playlist
-from schema.sales import Invoice
+from bff import Info
+from bff.graph.writes import MutationResult
+from bff.permissions import require_principal
+from bff_chinook.resolvers import payments as payments_service
+from bff_chinook.resolvers import playlist_edits, purchases
+from bff_chinook.resolvers.access import check_customer_access
+from bff_chinook.resolvers.errors import UserErrorCode
+from bff_chinook.schema.payments import Payment
+from bff_chinook.schema.playlists import Playlist
+from bff_chinook.schema.sales import Invoice
 
 UserErrorCodeType = strawberry.enum(UserErrorCode, name="UserErrorCode", description="Why input was refused.")
 
@@ -36,7 +39,8 @@ class UserError:
 
 def _user_errors(result: MutationResult) -> list[UserError]:
     return [
-        UserError(field=list(e.field) or None, message=e.message, code=e.code) for e in result.user_errors
+        UserError(field=list(e.field) or None, message=e.message, code=UserErrorCode(e.code_name))
+        for e in result.user_errors
     ]
 
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 import strawberry
 
 from bff.loaders import Record
-from resolvers import sales as sales_service
-from schema.common import Info, money, node, ref, timestamp
-from schema.sales import Invoice
+from bff_chinook.resolvers import resources
+from bff_chinook.schema.common import Info, money, node, ref, timestamp
+from bff_chinook.schema.sales import Invoice
 
 
 @strawberry.enum(description="Where a payment stands.")
@@ -49,4 +49,4 @@ class Payment:
 
     @strawberry.field(description="The invoice paid.")
     async def invoice(self, info: Info) -> Invoice | None:
-        return node(info, Invoice.from_record, await sales_service.invoice(info.context, self.invoice_id))
+        return node(info, Invoice.from_record, await resources.invoices.get(info.context, self.invoice_id))

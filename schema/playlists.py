@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
+from bff import PAGE_COST, Connection, connection, cost_hint, prefetch
 from bff.loaders import Record
-from resolvers import playlists as playlists_service
-from schema import relay
-from schema.catalog import Track
-from schema.common import Info, node, nodes
-from schema.relations import prefetch
+from bff_chinook.resolvers import resources
+from bff_chinook.resolvers.playlists import tracks_of_playlist
+from bff_chinook.schema.catalog import Track
+from bff_chinook.schema.common import Info, node, nodes
 
 
 @strawberry.type
@@ -24,9 +24,11 @@ class Playlist:
         """Build from a ``playlists`` record."""
         return cls(id=strawberry.ID(str(record["id"])), name=record["name"])
 
-    @strawberry.field(description="The tracks on the playlist, in playlist order.")
+    @strawberry.field(
+        description="The tracks on the playlist, in playlist order.", metadata=cost_hint(size=500)
+    )
     async def tracks(self, info: Info) -> list[Track]:
-        records = await playlists_service.tracks_of_playlist(info.context, self.id)
+        records = await tracks_of_playlist(info.context, self.id)
         return await prefetch(info, nodes(info, Track.from_record, records))
 
 
@@ -36,13 +38,11 @@ class Query:
 
     @strawberry.field(description="One playlist by id; null when there is none.")
     async def playlist(self, info: Info, id: strawberry.ID) -> Playlist | None:
-        record = await playlists_service.playlist(info.context, id)
+        record = await resources.playlists.get(info.context, id)
         return node(info, Playlist.from_record, record)
 
-    @strawberry.field(description="Playlists, a page at a time.")
+    @strawberry.field(description="Playlists, a page at a time.", metadata=PAGE_COST)
     async def playlists(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> relay.Connection[Playlist]:
-        offset, limit = relay.page_window(first, after)
-        page = await playlists_service.playlists_page(info.context, offset=offset, limit=limit)
-        return relay.Connection[Playlist].from_page(page, Playlist.from_record)
+    ) -> Connection[Playlist]:
+        return await connection(info, resources.playlists, Playlist.from_record, first=first, after=after)

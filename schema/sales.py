@@ -8,21 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from bff import to_many, to_one
 from bff.loaders import Record
-from bff.permissions import check_customer_access
-from resolvers import catalog as catalog_service
-from resolvers import customers as customers_service
-from resolvers import sales as sales_service
-from schema.catalog import Track
-from schema.common import Info, money, node, ref, timestamp
-from schema.relations import to_many, to_one
+from bff_chinook.resolvers import resources
+from bff_chinook.resolvers.access import check_customer_access
+from bff_chinook.schema.catalog import Track
+from bff_chinook.schema.common import Info, money, node, ref, timestamp
 
 if TYPE_CHECKING:
-    from schema.customers import Customer
+    from bff_chinook.schema.customers import Customer
 
 
 def _customer(record: Record) -> Customer:
-    from schema.customers import Customer
+    from bff_chinook.schema.customers import Customer
 
     return Customer.from_record(record)
 
@@ -37,17 +35,19 @@ class Invoice:
     billing_country: str | None
     total: Decimal = strawberry.field(description="Sum of the lines' unit price times quantity.")
     customer_id: strawberry.Private[str | None]
-    customer: Annotated[Customer, strawberry.lazy("schema.customers")] | None = to_one(
+    customer: Annotated[Customer, strawberry.lazy("bff_chinook.schema.customers")] | None = to_one(
+        resources.customers,
         key=lambda invoice: invoice.customer_id,
-        load=customers_service.customer,
         build=_customer,
         description="Who bought.",
     )
     lines: list[InvoiceLine] = to_many(
+        resources.invoice_lines,
+        by="invoiceId",
         key=lambda invoice: invoice.id,
-        load=sales_service.lines_of_invoice,
         build=lambda record: InvoiceLine.from_record(record),
         description="What was bought.",
+        size=14,
     )
 
     @classmethod
@@ -73,14 +73,14 @@ class InvoiceLine:
     track_id: strawberry.Private[str | None]
     invoice_id: strawberry.Private[str | None]
     track: Track | None = to_one(
+        resources.tracks,
         key=lambda line: line.track_id,
-        load=catalog_service.track,
         build=Track.from_record,
         description="The track bought.",
     )
     invoice: Invoice | None = to_one(
+        resources.invoices,
         key=lambda line: line.invoice_id,
-        load=sales_service.invoice,
         build=Invoice.from_record,
         description="The invoice this line is on.",
     )
@@ -103,6 +103,6 @@ class Query:
 
     @strawberry.field(description="One invoice by id; null when there is none. Customers see only their own.")
     async def invoice(self, info: Info, id: strawberry.ID) -> Invoice | None:
-        record = await sales_service.invoice(info.context, id)
+        record = await resources.invoices.get(info.context, id)
         check_customer_access(info.context, None if record is None else ref(record.get("customerId")))
         return node(info, Invoice.from_record, record)

@@ -23,16 +23,21 @@ from cachetools import LRUCache
 
 from bff.context import Context
 from bff.errors import BadUserInput, BFFError
-from bff.events import CHARGE_CREATED, CHARGE_FAILED, CHARGE_SUCCEEDED, INVOICE_CREATED, PLAYLIST_UPDATED
-from bff.permissions import check_customer_access, customer_scope
+from bff.graph.writes import check_id
 from bff.subscriptions import bus_events
-from resolvers import playlists as playlists_service
-from resolvers import sales as sales_service
-from resolvers.writes import check_id
-from schema.common import Info, node, ref
-from schema.payments import Payment
-from schema.playlists import Playlist
-from schema.sales import Invoice
+from bff_chinook.resolvers import resources
+from bff_chinook.resolvers.access import check_customer_access, customer_scope
+from bff_chinook.resolvers.topics import (
+    CHARGE_CREATED,
+    CHARGE_FAILED,
+    CHARGE_SUCCEEDED,
+    INVOICE_CREATED,
+    PLAYLIST_UPDATED,
+)
+from bff_chinook.schema.common import Info, node, ref
+from bff_chinook.schema.payments import Payment
+from bff_chinook.schema.playlists import Playlist
+from bff_chinook.schema.sales import Invoice
 
 logger = logging.getLogger("bff.subscriptions")
 
@@ -59,7 +64,7 @@ class _InvoiceOwners:
         """The invoice's customer id; ``None`` when there is no such invoice. Raises ``BFFError``."""
         owner = self._owners.get(invoice_id)
         if owner is None:
-            record = await sales_service.invoice(self._ctx.for_event(), invoice_id)
+            record = await resources.invoices.get(self._ctx.for_event(), invoice_id)
             owner = None if record is None else ref(record.get("customerId"))
             if owner is not None:
                 self._owners[invoice_id] = owner
@@ -91,9 +96,7 @@ class PlaylistUpdate:
 
     @strawberry.field(description="The playlist as it is now.")
     async def playlist(self, info: Info) -> Playlist | None:
-        return node(
-            info, Playlist.from_record, await playlists_service.playlist(info.context, self.playlist_id)
-        )
+        return node(info, Playlist.from_record, await resources.playlists.get(info.context, self.playlist_id))
 
 
 @strawberry.type

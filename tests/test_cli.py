@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 import pytest
 
-from demo.server import start_services
+from bff_chinook.demo.server import start_services
 
 BFF = [sys.executable, "-m", "bff.cli"]
 START_TIMEOUT_S = 30.0

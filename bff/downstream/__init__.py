@@ -1,8 +1,9 @@
 """Calling downstream REST services: the client and the mapping of failures to GraphQL errors."""
 
 from bff.downstream.call import Call
-from bff.downstream.client import REQUEST_ID_HEADER, JSONResponse, Params, ServiceClient
+from bff.downstream.client import REQUEST_ID_HEADER, ServiceClient
 from bff.downstream.errors import map_status, map_transport_error, parse_retry_after
+from bff.downstream.response import JSONResponse, Params, StaleMark
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -10,6 +11,7 @@ __all__ = [
     "JSONResponse",
     "Params",
     "ServiceClient",
+    "StaleMark",
     "map_status",
     "map_transport_error",
     "parse_retry_after",

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from bff.cache import EntityCache
 from bff.downstream.breaker import CircuitBreaker
 from bff.downstream.bulkhead import Bulkhead
+from bff.downstream.caching import CacheStage
 from bff.downstream.call import Call
 from bff.downstream.errors import map_status, map_transport_error
 from bff.downstream.inflight import InFlight
+from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
 from bff.errors import DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
@@ -27,25 +29,14 @@ REQUEST_ID_HEADER = "X-Request-Id"
 WAITER_GRACE_S = 0.05
 """How much later than a request's deadline the callers sharing it stop waiting (seconds)."""
 
-Params = Sequence[tuple[str, str]]
-"""Query parameters as ordered pairs; a key may repeat (``[("id", "1"), ("id", "2")]``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class JSONResponse:
-    """A successful downstream answer: HTTP status, headers and the parsed JSON body."""
-
-    status: int
-    headers: httpx.Headers
-    body: Any
-
 
 class ServiceClient:
     """Calls one downstream service; JSON in and out, errors mapped to :mod:`bff.errors`.
 
     Owns the service's connection pool, circuit breaker, bulkhead and in-flight table, all shared
-    by every operation of the app. ``transport`` replaces the network (``httpx.MockTransport`` in
-    unit tests). Call :meth:`aclose` once (the app's cleanup context does).
+    by every operation of the app; ``cache`` is the app's entity cache (``None``: GETs are never
+    cached). ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). Call
+    :meth:`aclose` once (the app's cleanup context does).
     """
 
     def __init__(
@@ -54,6 +45,7 @@ class ServiceClient:
         settings: ServiceSettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        cache: EntityCache | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -75,6 +67,7 @@ class ServiceClient:
         self._breaker = CircuitBreaker(
             name, threshold=settings.breaker_threshold, recovery_s=settings.breaker_recovery_ms / 1000
         )
+        self._cache = CacheStage(name, settings, cache) if cache is not None else None
 
     def url_length(self, path: str, params: Params) -> int:
         """Length in bytes of the full URL a GET of ``path`` with ``params`` would use."""
@@ -172,10 +165,27 @@ class ServiceClient:
         return await self._breaker.state()
 
     async def get(
-        self, path: str, *, call: Call, params: Params | None = None, retry: bool = True
+        self,
+        path: str,
+        *,
+        call: Call,
+        params: Params | None = None,
+        retry: bool = True,
+        cache: bool = True,
     ) -> JSONResponse:
-        """``GET path``; see :meth:`request`."""
-        return await self.request("GET", path, call=call, params=params, retry=retry)
+        """``GET path`` through the cache stage (:mod:`bff.downstream.caching`), then :meth:`request`.
+
+        ``cache=False`` reads fresh, past the cache (what a write is about to rely on). Raises as
+        :meth:`request` does, unless stale cache entries stand in for a failed answer.
+        """
+        pairs = tuple(params) if params else ()
+        if self._cache is None or not cache:
+            return await self.request("GET", path, call=call, params=pairs, retry=retry)
+
+        def fetch(wanted: Params, may_retry: bool) -> Awaitable[JSONResponse]:
+            return self.request("GET", path, call=call, params=wanted, retry=retry and may_retry)
+
+        return await self._cache.get(path, pairs, call, fetch)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

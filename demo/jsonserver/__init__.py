@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from demo.chinook import SERVICES, Record, load_chinook, service_data
+from bff_chinook.demo.chinook import SERVICES, Record, load_chinook, service_data
 
 __all__ = [
     "COUNTER_JS",

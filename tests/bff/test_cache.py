@@ -45,9 +45,11 @@ def test_answers_to_authorized_requests_need_public(header: str | None, expected
     assert lifetime_s(header, 30.0, authorized=True) == expected
 
 
-def test_zero_default_turns_caching_off() -> None:
-    """A service configured with TTL 0 is never cached, whatever it sends."""
-    assert lifetime_s("max-age=60", 0.0) is None
+def test_zero_default_caches_only_what_the_service_allows() -> None:
+    """With TTL 0 an answer is cached only for the lifetime its Cache-Control gives (issue 8)."""
+    assert lifetime_s("max-age=60", 0.0) == 60.0
+    assert lifetime_s("no-cache", 0.0) is None
+    assert lifetime_s(None, 0.0) is None
 
 
 async def test_fresh_then_stale_then_gone() -> None:

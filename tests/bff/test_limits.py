@@ -8,10 +8,13 @@ import pytest
 from graphql import OperationDefinitionNode, parse
 from strawberry.extensions.validation_cache import _get_validate_cache
 
+from bff.compat import graphql_core_schema
 from bff.cost_map import MAX_PAGE_SIZE, PAGE_SIZE
+from bff.graph import relay
+from bff.graph.schema import VALIDATION_CACHE_SIZE, build_schema
 from bff.limits import OperationMeasure, measure_operation
-from bff.settings import Settings, load_settings
-from schema import VALIDATION_CACHE_SIZE, build_schema, relay
+from bff.settings import Settings
+from tests.support.chinook import chinook_app, chinook_settings
 
 ALL_CUSTOMERS = (
     "{ customers(first: 59) { edges { node {"
@@ -21,16 +24,22 @@ ALL_CUSTOMERS = (
 
 def measure(query: str, settings: Settings | None = None) -> OperationMeasure:
     """Depth, cost and root fields of the first operation of ``query``."""
-    settings = settings or load_settings({})
-    schema = build_schema(settings)._schema
+    settings = settings or chinook_settings({})
+    schema = graphql_core_schema(build_schema(chinook_app, settings))
     document = parse(query)
     operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-    return measure_operation(schema, document, operation, default_list_size=settings.default_list_size)
+    return measure_operation(
+        schema,
+        document,
+        operation,
+        default_list_size=settings.default_list_size,
+        cost_map=chinook_app.cost_map,
+    )
 
 
 async def execute(settings: Settings, query: str, variables: dict[str, Any] | None = None) -> Any:
     """Run ``query`` on a schema built from ``settings`` (only fields that need no context)."""
-    return await build_schema(settings).execute(query, variable_values=variables)
+    return await build_schema(chinook_app, settings).execute(query, variable_values=variables)
 
 
 def codes(result: Any) -> list[str]:
@@ -46,7 +55,7 @@ def test_cost_map_page_sizes_match_the_schema() -> None:
 def test_cost_multiplies_first_and_list_sizes() -> None:
     """``first`` multiplies, unbounded lists count their map size: the docstring's example costs 12,037."""
     assert measure(ALL_CUSTOMERS) == OperationMeasure(depth=8, cost=12_037, root_fields=1)
-    assert measure(ALL_CUSTOMERS).cost < load_settings({}).max_cost
+    assert measure(ALL_CUSTOMERS).cost < chinook_settings({}).max_cost
     assert measure("{ customers { edges { node { supportRep { id } } } } }").cost == 1 + PAGE_SIZE
     assert measure("query($n: Int) { tracks(first: $n) { edges { node { album { id } } } } }").cost == 101
     assert measure("{ genres { name } }").cost == 1
@@ -56,7 +65,7 @@ def test_unknown_lists_count_the_default_size() -> None:
     """A list the map does not know counts ``BFF_DEFAULT_LIST_SIZE`` items."""
     query = '{ employee(id: "1") { reportsTo { id } } }'
     assert measure(query).cost == 2
-    settings = load_settings({"BFF_DEFAULT_LIST_SIZE": "3"})
+    settings = chinook_settings({"BFF_DEFAULT_LIST_SIZE": "3"})
     assert measure("{ __schema { types { fields { name } } } }", settings).cost == 1 + 1 + 3
     assert measure("{ __schema { types { fields { name } } } }").cost == 1 + 1 + 10
 
@@ -120,7 +129,7 @@ async def test_each_limit_has_its_code_and_message(
     environ: dict[str, str], query: str, code: str, detail: str | None
 ) -> None:
     """Each limit fails with its own code, and the message names the limit and the value."""
-    result = await execute(load_settings(environ), query)
+    result = await execute(chinook_settings(environ), query)
     assert result.data is None
     assert codes(result) == [code]
     error = result.errors[0]
@@ -133,7 +142,7 @@ async def test_each_limit_has_its_code_and_message(
 
 async def test_limits_within_bounds_pass() -> None:
     """``__typename`` stays allowed with introspection off, and limits at their value pass."""
-    settings = load_settings({"BFF_INTROSPECTION": "false", "BFF_MAX_ALIASES": "2"})
+    settings = chinook_settings({"BFF_INTROSPECTION": "false", "BFF_MAX_ALIASES": "2"})
     result = await execute(settings, "{ a: __typename b: __typename }")
     assert result.errors is None
     assert result.data == {"a": "Query", "b": "Query"}
@@ -141,8 +150,8 @@ async def test_limits_within_bounds_pass() -> None:
 
 async def test_validation_cache_hits_with_the_limit_rules() -> None:
     """The rule classes are built once per schema, so repeating a document hits the validation cache."""
-    settings = load_settings({"BFF_MAX_DEPTH": "7", "BFF_INTROSPECTION": "false"})
-    schema = build_schema(settings)
+    settings = chinook_settings({"BFF_MAX_DEPTH": "7", "BFF_INTROSPECTION": "false"})
+    schema = build_schema(chinook_app, settings)
     cache = _get_validate_cache(VALIDATION_CACHE_SIZE)
     query = "query CacheProof { a: __typename }"
     await schema.execute(query)

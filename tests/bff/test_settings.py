@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bff.settings import SettingsError, load_settings
+from bff.settings import SettingsError
+from tests.support.chinook import chinook_settings
 
 
 def test_defaults_point_at_the_demo_services() -> None:
     """With no variables set, the BFF listens on 127.0.0.1:8000 and calls the demo ports."""
-    settings = load_settings({})
+    settings = chinook_settings({})
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.service("catalog").base_url == "http://127.0.0.1:8002"
     assert settings.service("sales").max_url_length == 2000
@@ -17,7 +18,7 @@ def test_defaults_point_at_the_demo_services() -> None:
 
 def test_per_service_variables_and_overrides() -> None:
     """BFF_SERVICE_<NAME>_<FIELD> sets one service; keyword overrides beat the environment."""
-    settings = load_settings(
+    settings = chinook_settings(
         {
             "BFF_SERVICE_CATALOG_URL": "http://catalog.internal:9000/api/",
             "BFF_SERVICE_CATALOG_MAX_BATCH_SIZE": "25",
@@ -32,7 +33,7 @@ def test_per_service_variables_and_overrides() -> None:
 
 def test_settings_are_frozen() -> None:
     """Settings cannot be changed after start-up."""
-    settings = load_settings({})
+    settings = chinook_settings({})
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
 
@@ -50,7 +51,7 @@ def test_settings_are_frozen() -> None:
 def test_bad_settings_name_the_variable(environ: dict[str, str], variable: str) -> None:
     """A malformed, unknown or out-of-range variable raises one line that names it."""
     with pytest.raises(SettingsError) as caught:
-        load_settings(environ)
+        chinook_settings(environ)
     message = str(caught.value)
     assert message.startswith(variable)
     assert "\n" not in message

@@ -10,9 +10,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bff.app import create_app
-from bff.settings import SettingsError, load_settings
+from bff.settings import SettingsError
 from bff.webhooks import WebhookRejected, WebhookVerifier
-from demo.payments import signed_headers
+from bff_chinook.demo.payments import signed_headers
+from tests.support.chinook import chinook_app, chinook_settings
 
 NEW = "whsec_" + base64.b64encode(b"the new secret, thirty-two bytes").decode()
 OLD = "whsec_" + base64.b64encode(b"the old secret, thirty-two bytes").decode()
@@ -25,7 +26,7 @@ def headers_for(body: str, secret: str, *, at: float) -> dict[str, str]:
 
 def test_secrets_are_a_comma_separated_list_never_shown() -> None:
     """BFF_WEBHOOK_SECRETS holds several secrets; their values do not appear in the settings' repr."""
-    settings = load_settings({"BFF_WEBHOOK_SECRETS": f"{NEW}, {OLD}"})
+    settings = chinook_settings({"BFF_WEBHOOK_SECRETS": f"{NEW}, {OLD}"})
     assert [secret.get_secret_value() for secret in settings.webhook_secrets] == [NEW, OLD]
     assert NEW not in repr(settings)
 
@@ -37,7 +38,7 @@ def test_bad_webhook_settings_name_the_variable(environ: dict[str, str]) -> None
     """A secret that is not base64, or a tolerance above 300 s, stops start-up naming the variable."""
     variable = next(iter(environ))
     with pytest.raises(SettingsError, match=f"^{variable}"):
-        create_app(load_settings(environ))
+        create_app(chinook_settings(environ), chinook_app)
 
 
 def test_verifier_accepts_any_configured_secret_within_tolerance() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from demo.chinook import Record, load_chinook
-from demo.faults import FaultConfig
-from demo.server import DemoServices, start_services
+from bff_chinook.demo.chinook import Record, load_chinook
+from bff_chinook.demo.faults import FaultConfig
+from bff_chinook.demo.server import DemoServices, start_services
 
 
 @pytest.fixture(scope="module")

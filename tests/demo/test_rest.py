@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from demo.chinook import Record, load_chinook
-from demo.rest import STORE, create_service_app
-from demo.server import DemoServices, start_services
+from bff_chinook.demo.chinook import Record, load_chinook
+from bff_chinook.demo.rest import STORE, create_service_app
+from bff_chinook.demo.server import DemoServices, start_services
 
 
 @pytest.fixture(scope="module")

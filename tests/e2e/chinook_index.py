@@ -6,7 +6,7 @@ from collections import defaultdict
 from functools import cached_property
 from typing import Any
 
-from demo.chinook import load_chinook
+from bff_chinook.demo.chinook import load_chinook
 
 Record = dict[str, Any]
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from demo.server import start_services
+from bff_chinook.demo.server import start_services
 from tests.e2e.chinook_index import Chinook
 from tests.e2e.stack import Stack, run_bff
 

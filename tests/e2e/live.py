@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bff.events import EVENT_BUS, InMemoryEventBus
-from bff.webhooks import PAYMENTS_WEBHOOK_PATH
-from demo.payments import PAYMENTS, PaymentsService
-from demo.server import ALL_PORTS, DemoServices, start_services
+from bff_chinook.demo.payments import PAYMENTS, PaymentsService
+from bff_chinook.demo.server import ALL_PORTS, DemoServices, start_services
+from bff_chinook.resolvers.payments import PAYMENTS_WEBHOOK
 from tests.e2e.stack import Stack, run_bff
 
 SECRET = "whsec_" + base64.b64encode(b"bff tests: the current secret!!").decode()
@@ -81,7 +81,7 @@ class Live:
     @property
     def webhook_url(self) -> str:
         """The BFF's payments webhook endpoint."""
-        return self.base_url + PAYMENTS_WEBHOOK_PATH
+        return self.base_url + PAYMENTS_WEBHOOK.path
 
     async def wait_for_subscribers(self, topic: str, count: int) -> None:
         """Wait until ``count`` subscribers listen to ``topic`` (subscriptions start asynchronously)."""

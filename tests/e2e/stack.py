@@ -11,7 +11,9 @@ import httpx
 from aiohttp import web
 
 from bff.app import create_app
-from bff.settings import load_settings
+from bff.application import App
+from bff.settings import load_settings, service_variable
+from bff_chinook.schema import app as chinook_app
 
 
 @dataclass
@@ -60,12 +62,15 @@ class Stack:
 
 
 @asynccontextmanager
-async def run_bff(name: str, service_urls: Mapping[str, str], **environ: str) -> AsyncIterator[Stack]:
-    """Serve the BFF on 127.0.0.1 (free port) over ``service_urls``; extra ``BFF_*`` settings allowed."""
-    env = {f"BFF_SERVICE_{service.upper()}_URL": url for service, url in service_urls.items()}
+async def run_bff(
+    name: str, service_urls: Mapping[str, str], *, app_spec: App = chinook_app, **environ: str
+) -> AsyncIterator[Stack]:
+    """Serve ``app_spec`` (default: Chinook) on 127.0.0.1 (free port) over ``service_urls``; extra
+    ``BFF_*`` settings allowed."""
+    env = {f"BFF_SERVICE_{service_variable(service)}_URL": url for service, url in service_urls.items()}
     env.update(environ)
-    settings = load_settings(env, host="127.0.0.1", port=0)
-    app = create_app(settings)
+    settings = load_settings(env, services=app_spec.service_defaults(), host="127.0.0.1", port=0)
+    app = create_app(settings, app_spec)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     try:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from demo.server import start_services
+from bff_chinook.demo.server import start_services
 from tests.e2e.stack import run_bff
 
 EXAMPLES = 1_200

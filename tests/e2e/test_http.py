@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from demo.server import start_services
+from bff_chinook.demo.server import start_services
 from tests.e2e.stack import Stack, run_bff
 
 SERVICES = ("customers", "catalog", "sales", "playlists")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.server import ALL_PORTS, start_services
+from bff_chinook.demo.server import ALL_PORTS, start_services
 from tests.e2e.stack import run_bff
 from tests.support.tools import missing
 

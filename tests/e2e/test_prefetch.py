@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from demo.server import start_services
-from schema.relations import Relation
+from bff.graph.relations import Relation
+from bff_chinook.demo.server import start_services
 from tests.e2e.stack import Stack, run_bff
 
 WIDE = (

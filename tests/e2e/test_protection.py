@@ -200,7 +200,7 @@ async def test_validation_cache_hits_over_http(demo_services: dict[str, str]) ->
     """Repeating a document over HTTP validates it once: the limit rules keep the cache hitting."""
     from strawberry.extensions.validation_cache import _get_validate_cache
 
-    from schema import VALIDATION_CACHE_SIZE
+    from bff.graph.schema import VALIDATION_CACHE_SIZE
 
     cache = _get_validate_cache(VALIDATION_CACHE_SIZE)
     async with run_bff("cache", demo_services) as stack:

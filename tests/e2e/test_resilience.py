@@ -19,7 +19,7 @@ import pytest
 from bff.downstream import Call, ServiceClient
 from bff.errors import DownstreamUnavailable
 from bff.settings import ServiceSettings
-from demo.server import start_services
+from bff_chinook.demo.server import start_services
 from tests.e2e.stack import Stack, run_bff
 
 SERVICES = ("customers", "catalog", "sales", "playlists")

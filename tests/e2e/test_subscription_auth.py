@@ -21,7 +21,8 @@ from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError, TransportServerError
 from gql.transport.websockets import WebsocketsTransport
 
-from bff.events import CHARGE_SUCCEEDED, EVENT_BUS, INVOICE_CREATED, PLAYLIST_UPDATED, Event
+from bff.events import EVENT_BUS, Event
+from bff_chinook.resolvers.topics import CHARGE_SUCCEEDED, INVOICE_CREATED, PLAYLIST_UPDATED
 from tests.e2e.live import Live, run_live, take, wait_until
 from tests.e2e.stack import run_bff
 from tests.support.tokens import SECRET, customer, employee, token

@@ -26,7 +26,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bff.events import EVENT_BUS
-from demo.payments import signed_headers
+from bff_chinook.demo.payments import signed_headers
 from tests.e2e.stack import run_bff
 
 SUBSCRIBERS = 1_000

@@ -17,8 +17,9 @@ from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
-from bff.events import CHARGE_SUCCEEDED, INVOICE_CREATED, PLAYLIST_UPDATED, Event
+from bff.events import Event
 from bff.subscriptions import SLOW_SUBSCRIBER_CLOSE_CODE
+from bff_chinook.resolvers.topics import CHARGE_SUCCEEDED, INVOICE_CREATED, PLAYLIST_UPDATED
 from tests.e2e.live import WAIT_S, Live, run_live, take
 from tests.support.tools import missing
 

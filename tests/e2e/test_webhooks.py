@@ -16,8 +16,9 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from standardwebhooks.webhooks import Webhook
 
-from bff.events import CHARGE_FAILED, CHARGE_SUCCEEDED, Event
-from demo.payments import signed_headers
+from bff.events import Event
+from bff_chinook.demo.payments import signed_headers
+from bff_chinook.resolvers.topics import CHARGE_FAILED, CHARGE_SUCCEEDED
 from tests.e2e.live import OLD_SECRET, SECRET, Live, run_live, wait_until
 from tests.e2e.stack import run_bff
 

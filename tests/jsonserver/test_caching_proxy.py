@@ -8,7 +8,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from demo.jsonserver import run_json_servers
+from bff_chinook.demo.jsonserver import run_json_servers
 from examples.jsonplaceholder.data import load_data
 from tests.support.caching_proxy import CachingProxy, run_caching_proxy
 from tests.support.jsonserver import require_json_server

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from demo.chinook import SERVICES, load_chinook
-from demo.jsonserver import (
+from bff_chinook.demo.chinook import SERVICES, load_chinook
+from bff_chinook.demo.jsonserver import (
     JSON_SERVER_BIN_ENV,
     JsonServerError,
     find_json_server,

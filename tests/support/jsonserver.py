@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from demo.jsonserver import JSON_SERVER_BIN_ENV, find_json_server, json_server_version, run_json_servers
+from bff_chinook.demo.jsonserver import (
+    JSON_SERVER_BIN_ENV,
+    find_json_server,
+    json_server_version,
+    run_json_servers,
+)
 from tests.support.tools import missing
 
 __all__ = ["JSON_SERVER_VERSION", "json_servers", "require_json_server"]

@@ -1,7 +1,17 @@
 """Relationship fields that resolve without awaiting when their records are at hand.
 
 A field such as ``InvoiceLine.track`` (:func:`to_one`) or ``Invoice.lines`` (:func:`to_many`) loads
-through the operation's DataLoaders by a key of its source. Its resolver is a plain function: when
+a :class:`~bff.graph.resource.Resource` through the operation's DataLoaders by a key of its source::
+
+    @strawberry.type
+    class Post:
+        id: strawberry.ID
+        user_id: strawberry.Private[str | None]
+        user: User | None = to_one(users, key=lambda post: post.user_id, build=User.from_record)
+        comments: list[Comment] = to_many(comments, by="postId", key=lambda post: post.id,
+                                          build=lambda record: Comment.from_record(record), size=5)
+
+ Its resolver is a plain function: when
 the loader's future for the key is already done (a batch loaded it, or a list page primed it) it
 returns the node(s) at once; otherwise it returns an awaitable, which graphql-core awaits as it would
 an ``async`` resolver. A resolved value skips the coroutine, the task and the event-loop round trips
@@ -35,9 +45,10 @@ from strawberry.types.nodes import SelectedField, Selection, convert_selections
 from strawberry.utils.str_converters import to_camel_case
 
 from bff.context import Context
+from bff.cost_map import COST_METADATA_KEY, FieldCost
+from bff.graph.nodes import Info
+from bff.graph.resource import Resource
 from bff.loaders import Record
-from bff.stale import StaleRecord
-from schema.common import Info
 
 __all__ = ["FieldInfo", "Relation", "prefetch", "resolve_directly", "to_many", "to_one"]
 
@@ -109,20 +120,18 @@ class Relation(Generic[SourceT, NodeT]):
     def _value(self, info: FieldInfo, loaded: Any) -> Any:
         """The node(s) of the loaded record(s), one node per record and operation.
 
-        Notes the field's path once if a record is stale, as :func:`schema.common.node` and
-        :func:`~schema.common.nodes` do.
+        Notes the field's path once if a record is stale, as :func:`bff.graph.node` and
+        :func:`~bff.graph.nodes` do.
         """
-        derive = info.context.loaders.derive
+        context = info.context
+        derive = context.loaders.derive
         if self.many:
-            stale = next((record for record in loaded if isinstance(record, StaleRecord)), None)
-            if stale is not None:
-                info.context.stale.note(info.path.as_list(), stale)
+            context.stale.note_any(info.path.as_list(), loaded)
             build = self.build
             return [derive(record, build) for record in loaded]
         if loaded is None:
             return None
-        if isinstance(loaded, StaleRecord):
-            info.context.stale.note(info.path.as_list(), loaded)
+        context.stale.note(info.path.as_list(), loaded)
         return derive(loaded, self.build)
 
     def start(self, context: Context, sources: Sequence[SourceT]) -> list[Future[Any]]:
@@ -144,47 +153,66 @@ class Relation(Generic[SourceT, NodeT]):
 
 
 def to_one(
+    resource: Resource,
     *,
     key: Callable[[Any], str | None],
-    load: Callable[[Context, str], Future[Record | None]],
     build: Callable[[Record], Any],
-    description: str,
+    description: str | None = None,
 ) -> Any:
-    """A to-one field: ``field: Node | None = to_one(key=..., load=..., build=..., description=...)``.
+    """A to-one field: ``user: User | None = to_one(users, key=lambda post: post.user_id, build=...)``.
 
-    The GraphQL type is the attribute's annotation. See :class:`Relation` for the arguments.
+    ``key`` gives the id of the ``resource`` record a source points at (``None``: the field is null);
+    ``build`` turns the record into the field's type. The GraphQL type is the attribute's annotation.
     """
-    return _field(Relation(key, load, build), description=description, permission_classes=())
+    relation = Relation(key, resource.get, build)
+    return _field(relation, description=description, permission_classes=(), cost=None)
 
 
 def to_many(
+    resource: Resource,
     *,
+    by: str,
     key: Callable[[Any], str],
-    load: Callable[[Context, str], Future[list[Record]]],
     build: Callable[[Record], Any],
-    description: str,
+    description: str | None = None,
+    size: int | None = None,
     permission_classes: Sequence[type[BasePermission]] = (),
 ) -> Any:
-    """A to-many field: ``field: list[Node] = to_many(key=..., load=..., build=..., description=...)``.
+    """A to-many field: the ``resource`` records whose field ``by`` equals ``key(source)``.
 
-    With ``permission_classes`` Strawberry checks them before every resolution, and :func:`prefetch`
-    never loads the field ahead (that would load what the principal may not see).
+    ``comments: list[Comment] = to_many(comments, by="postId", key=lambda post: post.id, build=...)``.
+    ``size`` is how many records a source is expected to have, what the field costs per item below it
+    (:mod:`bff.cost_map`); ``None`` counts ``BFF_DEFAULT_LIST_SIZE``. With ``permission_classes``
+    Strawberry checks them before every resolution, and :func:`prefetch` never loads the field ahead
+    (that would load what the principal may not see).
     """
+
+    def load(context: Context, value: str) -> Future[list[Record]]:
+        return resource.where(context, by, value)
+
     relation = Relation(key, load, build, many=True)
-    return _field(relation, description=description, permission_classes=permission_classes)
+    cost = FieldCost(size=size) if size is not None else None
+    return _field(relation, description=description, permission_classes=permission_classes, cost=cost)
 
 
 def _field(
-    relation: Relation[Any, Any], *, description: str, permission_classes: Sequence[type[BasePermission]]
+    relation: Relation[Any, Any],
+    *,
+    description: str | None,
+    permission_classes: Sequence[type[BasePermission]],
+    cost: FieldCost | None,
 ) -> Any:
     def resolve(root: Any, info: Info) -> Any:
         return relation.resolve(root, info)
 
+    metadata: dict[str, Any] = {_METADATA_KEY: relation}
+    if cost is not None:
+        metadata[COST_METADATA_KEY] = cost
     return strawberry.field(
         resolver=resolve,
         description=description,
         permission_classes=list(permission_classes),
-        metadata={_METADATA_KEY: relation},
+        metadata=metadata,
     )
 
 

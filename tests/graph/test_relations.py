@@ -13,12 +13,12 @@ import httpx
 import pytest
 from graphql.pyutils import Path
 
-from bff.downstream import Call, ServiceClient
+from bff.downstream import Call, ServiceClient, StaleMark
 from bff.errors import DownstreamUnavailable
+from bff.graph.relations import Relation
 from bff.loaders import Loaders, Record, load_one
 from bff.settings import ServiceSettings
-from bff.stale import StaleLog, StaleRecord
-from schema.relations import Relation
+from bff.stale import StaleLog
 
 GENRES = {str(i): {"id": i, "name": f"genre {i}"} for i in range(1, 6)}
 
@@ -56,7 +56,8 @@ def operation(handler: Genres) -> tuple[Any, ServiceClient]:
     """A stand-in for one operation's context (its loaders and stale log) and the catalog client."""
     settings = ServiceSettings.model_validate({"url": "http://catalog.test", "retry_attempts": 1})
     client = ServiceClient("catalog", settings, transport=httpx.MockTransport(handler))
-    context = SimpleNamespace(loaders=Loaders(Call("op")), stale=StaleLog(), catalog=client)
+    stale = StaleLog()
+    context = SimpleNamespace(loaders=Loaders(Call("op"), stale), stale=stale, catalog=client)
     return context, client
 
 
@@ -125,7 +126,8 @@ async def test_stale_record_notes_the_field_path() -> None:
     """A stale record resolved at once still marks its field's path as stale."""
     handler = Genres()
     context, client = operation(handler)
-    stale = StaleRecord(GENRES["5"], service="catalog", age_s=61.5)
+    stale = dict(GENRES["5"])
+    context.stale.mark([StaleMark(stale, "catalog", 61.5)])
     context.loaders.by_id(client, "genres").prime("5", stale)
     node = GENRE.resolve(Track("5"), info(context, 7))
     await client.aclose()

@@ -1,8 +1,10 @@
-"""What every mutation shares: user errors, input checks, idempotency claims, cache invalidation.
+"""What every mutation shares: user errors, input checks, idempotency, events.
 
 Mutations answer Shopify style: the changed object plus ``userErrors`` (``field``, ``message``,
 ``code``) for anything the client can fix. Failures that are not the client's (a service down) are
-GraphQL errors with ``extensions.code`` instead.
+GraphQL errors with ``extensions.code`` instead. An app's ``UserErrorCode`` enum lists its own codes
+and the kit's (:class:`KitUserErrorCode`), so every code a mutation may answer is in the schema.
+What a write makes stale is :meth:`bff.graph.resource.Resource.invalidate`'s.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from bff.cache import entity_key, index_key
 from bff.context import Context
-from bff.downstream import Call, ServiceClient
+from bff.downstream import Call
 from bff.errors import BFFError
 from bff.events import Event
 from bff.idempotency import ClaimState, IdempotencyStore, IdempotencyStoreFull
@@ -26,10 +27,10 @@ from bff.loaders import Record
 
 __all__ = [
     "ClaimOutcome",
+    "KitUserErrorCode",
     "MutationFailed",
     "MutationResult",
     "TooBusy",
-    "UserErrorCode",
     "UserErrorRecord",
     "as_ref",
     "check_id",
@@ -37,7 +38,6 @@ __all__ = [
     "claim",
     "fingerprint",
     "fresh_call",
-    "invalidate",
     "publish",
     "run_once",
     "store",
@@ -62,33 +62,28 @@ class TooBusy(BFFError):
     code = "TOO_BUSY"
 
 
-class UserErrorCode(enum.Enum):
-    """Why a mutation refused its input; stable, for clients to switch on."""
+class KitUserErrorCode(enum.Enum):
+    """The user error codes the kit's checks answer; an app's ``UserErrorCode`` enum repeats them."""
 
     INVALID_ID = "INVALID_ID"
     INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     IDEMPOTENCY_KEY_IN_USE = "IDEMPOTENCY_KEY_IN_USE"
-    CUSTOMER_NOT_FOUND = "CUSTOMER_NOT_FOUND"
-    TRACK_NOT_FOUND = "TRACK_NOT_FOUND"
-    INVOICE_NOT_FOUND = "INVOICE_NOT_FOUND"
-    PLAYLIST_NOT_FOUND = "PLAYLIST_NOT_FOUND"
-    NO_TRACKS = "NO_TRACKS"
-    TOO_MANY_TRACKS = "TOO_MANY_TRACKS"
-    DUPLICATE_TRACK = "DUPLICATE_TRACK"
-    INVALID_NAME = "INVALID_NAME"
-    TRACK_ALREADY_ON_PLAYLIST = "TRACK_ALREADY_ON_PLAYLIST"
-    TRACK_NOT_ON_PLAYLIST = "TRACK_NOT_ON_PLAYLIST"
-    INVOICE_ALREADY_PAID = "INVOICE_ALREADY_PAID"
 
 
 @dataclass(frozen=True, slots=True)
 class UserErrorRecord:
-    """One problem with the input: the path of the input ``field``, a ``message`` and a ``code``."""
+    """One problem with the input: the path of the input ``field``, a ``message`` and a ``code``
+    (a member of the app's ``UserErrorCode`` enum or of :class:`KitUserErrorCode`)."""
 
     field: tuple[str, ...]
     message: str
-    code: UserErrorCode
+    code: enum.Enum
+
+    @property
+    def code_name(self) -> str:
+        """The code as the schema's enum names it."""
+        return str(self.code.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +98,7 @@ def check_id(value: str, *path: str) -> UserErrorRecord | None:
     """A user error when ``value`` is not a plausible id (1-64 letters, digits, ``_`` or ``-``)."""
     if _ID.fullmatch(value):
         return None
-    return UserErrorRecord(path, f"{value!r} is not a valid id", UserErrorCode.INVALID_ID)
+    return UserErrorRecord(path, f"{value!r} is not a valid id", KitUserErrorCode.INVALID_ID)
 
 
 def check_idempotency_key(value: str, *path: str) -> UserErrorRecord | None:
@@ -113,7 +108,7 @@ def check_idempotency_key(value: str, *path: str) -> UserErrorRecord | None:
     return UserErrorRecord(
         path,
         "an idempotency key is 1-255 printable ASCII characters without spaces (a UUID works)",
-        UserErrorCode.INVALID_IDEMPOTENCY_KEY,
+        KitUserErrorCode.INVALID_IDEMPOTENCY_KEY,
     )
 
 
@@ -166,7 +161,7 @@ async def claim(ctx: Context, key: str, digest: str, *, key_field: Sequence[str]
                 error=UserErrorRecord(
                     path,
                     "this idempotency key was used for a different request",
-                    UserErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    KitUserErrorCode.IDEMPOTENCY_KEY_REUSED,
                 )
             )
         waited = await keys.wait(key, IDEMPOTENCY_WAIT_S)
@@ -178,7 +173,7 @@ async def claim(ctx: Context, key: str, digest: str, *, key_field: Sequence[str]
         error=UserErrorRecord(
             path,
             "a request with this idempotency key is still in progress",
-            UserErrorCode.IDEMPOTENCY_KEY_IN_USE,
+            KitUserErrorCode.IDEMPOTENCY_KEY_IN_USE,
         )
     )
 
@@ -222,30 +217,6 @@ def fresh_call(ctx: Context, *, extra_headers: Sequence[tuple[str, str]] = ()) -
     (compensation after a timeout) or that need extra headers (``Idempotency-Key``)."""
     deadline = asyncio.get_running_loop().time() + ctx.settings.operation_timeout_ms / 1000
     return replace(ctx.call, headers=(*ctx.call.headers, *extra_headers), deadline=deadline)
-
-
-async def invalidate(
-    ctx: Context,
-    client: ServiceClient,
-    resource: str,
-    *,
-    ids: Sequence[str] = (),
-    fields: Mapping[str, str] | None = None,
-) -> None:
-    """Forget cached copies of what a mutation changed: records by id and lists by foreign key.
-
-    The one place mutations invalidate: the app's entity cache (shared across operations) and this
-    operation's DataLoaders (so the mutation's own payload reads fresh data).
-    """
-    by_field = dict(fields or {})
-    keys = [entity_key(client.name, resource, record_id) for record_id in ids]
-    keys += [index_key(client.name, resource, name, value) for name, value in by_field.items()]
-    await ctx.cache.invalidate(keys)
-    loader = ctx.loaders.by_id(client, resource)
-    for record_id in ids:
-        loader.clear(record_id)
-    for name, value in by_field.items():
-        ctx.loaders.by_field(client, resource, name).clear(value)
 
 
 async def publish(ctx: Context, topic: str, data: Mapping[str, Any]) -> None:

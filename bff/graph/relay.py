@@ -1,25 +1,49 @@
-"""Relay connections (Relay Cursor Connections Specification) over offset pages.
+"""Relay connections (Relay Cursor Connections Specification) over offset pages of a resource.
 
 A cursor is opaque to clients: ``base64("offset:<n>")`` of the record's 0-based position in the
-filtered list. ``first`` defaults to 20 and may not exceed 100 (``BAD_USER_INPUT`` otherwise).
+filtered list. ``first`` defaults to 20 and may not exceed 100 (``BAD_USER_INPUT`` otherwise). A root
+field is one call::
+
+    @strawberry.field(metadata=PAGE_COST)
+    async def users(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> Connection[User]:
+        return await connection(info, users, User.from_record, first=first, after=after)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
+from bff.cost_map import MAX_PAGE_SIZE, PAGE_SIZE, cost_hint
 from bff.errors import BadUserInput
+from bff.graph.nodes import Info
+from bff.graph.relations import prefetch
+from bff.graph.resource import Page, Resource
 from bff.loaders import Record
-from resolvers.pages import Page
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "PAGE_COST",
+    "Connection",
+    "Edge",
+    "PageInfo",
+    "connection",
+    "decode_cursor",
+    "encode_cursor",
+    "page_window",
+]
+
+DEFAULT_PAGE_SIZE = PAGE_SIZE
 _CURSOR_PREFIX = "offset:"
+
+PAGE_COST: dict[str, Any] = cost_hint(size=PAGE_SIZE, multipliers=("first",), max_size=MAX_PAGE_SIZE)
+"""``metadata`` of a connection field: ``first`` items, 20 without it, 100 when ``first`` is a variable."""
 
 NodeT = TypeVar("NodeT")
 
@@ -101,3 +125,26 @@ class Connection(Generic[NodeT]):
             ),
             total_count=page.total,
         )
+
+
+async def connection(
+    info: Info,
+    resource: Resource,
+    build: Callable[[Record], NodeT],
+    *,
+    first: int | None,
+    after: str | None,
+    filters: Sequence[tuple[str, str]] = (),
+) -> Connection[NodeT]:
+    """The page of ``resource`` after ``after`` of ``first`` records matching ``filters``, as a Relay
+    connection of ``build(record)`` nodes, with the relationship fields the query selects on them
+    loaded level by level (:func:`~bff.graph.relations.prefetch`).
+
+    Raises ``BAD_USER_INPUT`` for a bad ``first`` or cursor, ``DOWNSTREAM_*`` when the service fails.
+    """
+    offset, limit = page_window(first, after)
+    page = await resource.page(info.context, offset=offset, limit=limit, filters=filters)
+    info.context.stale.note_any(info.path.as_list(), page.records)
+    made: Connection[NodeT] = Connection.from_page(page, build)
+    await prefetch(info, [edge.node for edge in made.edges], under=("edges", "node"))
+    return made
