@@ -31,6 +31,8 @@ from bff.webhooks import setup_webhooks
 SETTINGS = web.AppKey("bff.settings", Settings)
 APP = web.AppKey("bff.app", App)
 """The :class:`~bff.application.App` being served."""
+VIEW = web.AppKey("bff.view", GraphQLView)
+"""The GraphQL view (its ``schema`` carries the operation pipeline and the validation cache)."""
 
 GRAPHIQL_ASSETS_PREFIX = "/graphiql/assets"
 
@@ -73,11 +75,13 @@ def create_app(
         raise SettingsError(f"BFF_SERVICE_{service_variable(missing[0])}_URL: no settings for {missing[0]!r}")
     authenticator = Authenticator.from_settings(settings, transport=transport)
     app = web.Application(
+        # request.read() refuses bodies past the largest any route accepts (each checks its own).
+        client_max_size=max(settings.max_body_bytes, settings.webhook_max_body_bytes),
         middlewares=[
             request_id_middleware,
             cors_middleware(settings.cors_allowed_origins, settings.graphql_path),
             auth_middleware(authenticator, settings.graphql_path),
-        ]
+        ],
     )
     app[SETTINGS] = settings
     app[APP] = app_spec
@@ -117,15 +121,18 @@ def create_app(
             assets_base=GRAPHIQL_ASSETS_PREFIX if assets_dir is not None else None,
             graphql_path=settings.graphql_path,
         )
+    schema = build_schema(app_spec, settings)
     view = GraphQLView(
-        schema=build_schema(app_spec, settings),
+        schema=schema,
         settings=settings,
         authenticator=authenticator,
         graphiql_html=graphiql_html,
-        cost_map=app_spec.cost_map,
     )
+    app[VIEW] = view
     app.router.add_route("*", settings.graphql_path, view)
-    app.on_cleanup.append(view.endpoint.aclose)
+    pipeline = schema.pipeline
+    if pipeline is not None:
+        app.on_cleanup.append(lambda _app: pipeline.aclose())
     app.on_shutdown.append(lambda _app: bus.aclose())
     app.on_shutdown.append(view.close_websockets)
     app.router.add_get("/healthz", healthz)

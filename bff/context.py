@@ -15,6 +15,7 @@ from bff.downstream import Call, ServiceClient
 from bff.events import EventBus
 from bff.idempotency import IdempotencyStore
 from bff.loaders import Loaders
+from bff.operation.budget import Budget
 from bff.settings import Settings
 from bff.stale import StaleLog
 
@@ -82,6 +83,8 @@ class Context:
     loaders: Loaders
     cache: EntityCache
     stale: StaleLog
+    budget: Budget
+    """What the operation may still resolve and how long it may run (:mod:`bff.operation.budget`)."""
     events: EventBus | None = None
     """The app's event bus (mutations publish, subscriptions listen); ``None`` outside an app."""
     idempotency: IdempotencyStore | None = None
@@ -102,7 +105,8 @@ class Context:
         copy runs as the connection's current principal (set by ``connection_init``), whose
         ``Authorization`` is the one forwarded downstream.
         """
-        budget_s = self.settings.operation_timeout_ms / 1000
+        timeout_s = self.settings.operation_timeout_ms / 1000
+        deadline = asyncio.get_running_loop().time() + timeout_s
         principal = self.principal if self.connection is None else self.connection.principal
         headers = self.call.headers
         if principal is not self.principal:
@@ -113,10 +117,19 @@ class Context:
             self.call,
             request_id=f"{self.call.request_id}.{uuid.uuid4().hex[:8]}",
             headers=headers,
-            deadline=asyncio.get_running_loop().time() + budget_s,
+            deadline=deadline,
         )
         stale = StaleLog()
-        return replace(self, call=call, loaders=Loaders(call, stale), stale=stale, principal=principal)
+        budget = Budget(self.settings.max_items, deadline)
+        return replace(
+            self, call=call, loaders=Loaders(call, stale), stale=stale, budget=budget, principal=principal
+        )
+
+    @property
+    def current_principal(self) -> Principal | None:
+        """Who runs the operation now: over a WebSocket, the connection's principal (which
+        ``connection_init`` may have set), else the request's."""
+        return self.principal if self.connection is None else self.connection.principal
 
     @property
     def request_id(self) -> str:

@@ -22,9 +22,12 @@ all it takes. Errors that are not in this tree are masked as ``INTERNAL_SERVER_E
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 __all__ = [
+    "ERROR_CODES",
+    "HTTP_STATUS",
     "BFFError",
     "BadUserInput",
     "CircuitOpen",
@@ -126,3 +129,53 @@ class RateLimited(DownstreamError):
     def __init__(self, message: str, *, service: str, retry_after: float | None = None) -> None:
         super().__init__(message, service=service, status=429, retryAfter=retry_after)
         self.retry_after = retry_after
+
+
+ERROR_CODES: Final[Mapping[str, tuple[int | None, str]]] = {
+    # Request errors: the operation did not run. Status: the one given, or None for GraphQL over
+    # HTTP's rule (400 under application/graphql-response+json, 200 under application/json).
+    "BAD_REQUEST": (400, "the request is not a GraphQL request (no query, bad JSON, bad parameters)"),
+    "METHOD_NOT_ALLOWED": (405, "not GET or POST, or a mutation over GET"),
+    "NOT_ACCEPTABLE": (406, "the Accept header names no type the endpoint answers in"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "a POST body that is not application/json in UTF-8"),
+    "REQUEST_TOO_LARGE": (413, "a body or WebSocket message over BFF_MAX_BODY_BYTES"),
+    "CSRF_PREVENTED": (400, "a request a browser could send cross-site without a preflight"),
+    "GRAPHQL_PARSE_FAILED": (None, "the document does not parse"),
+    "GRAPHQL_VALIDATION_FAILED": (None, "the document does not validate against the schema"),
+    "TOO_MANY_TOKENS": (None, "BFF_MAX_TOKENS"),
+    "QUERY_TOO_DEEP": (None, "BFF_MAX_DEPTH"),
+    "QUERY_TOO_COMPLEX": (None, "BFF_MAX_COST"),
+    "TOO_MANY_ALIASES": (None, "BFF_MAX_ALIASES"),
+    "TOO_MANY_ROOT_FIELDS": (None, "BFF_MAX_ROOT_FIELDS"),
+    "INTROSPECTION_DISABLED": (None, "BFF_INTROSPECTION is off"),
+    "PERSISTED_QUERY_NOT_FOUND": (None, "APQ: the hash is not stored yet; send the query with it"),
+    "PERSISTED_QUERY_NOT_SUPPORTED": (None, "APQ is off (BFF_APQ)"),
+    "PERSISTED_QUERY_NOT_IN_LIST": (None, "safelist mode: the document is not in the manifest"),
+    "PERSISTED_QUERY_HASH_MISMATCH": (None, "APQ: the hash is not the query's SHA-256"),
+    "OPERATION_NOT_SUPPORTED": (None, "a query or mutation over a subscriptions-only transport"),
+    "RATE_LIMITED": (429, "BFF_RATE_LIMIT exceeded (Retry-After); as a field error: a service's 429"),
+    "UNAUTHENTICATED": (401, "bad or expired credentials; as a field error: sign-in needed"),
+    # Field errors: the operation ran; the field is null and the response is 200 with partial data.
+    "BAD_USER_INPUT": (None, "an argument or variable is invalid"),
+    "FORBIDDEN": (None, "the principal may not see the field"),
+    "OPERATION_BUDGET_EXCEEDED": (None, "BFF_MAX_ITEMS resolved; the rest of the selection is null"),
+    "OPERATION_TIMEOUT": (None, "BFF_OPERATION_TIMEOUT_MS passed while resolving"),
+    "DOWNSTREAM_ERROR": (None, "a service answered with an error"),
+    "DOWNSTREAM_CONTRACT": (None, "a service's answer breaks the downstream contract"),
+    "NOT_FOUND": (None, "a service has no such record"),
+    "DOWNSTREAM_TIMEOUT": (None, "a service did not answer in time"),
+    "DOWNSTREAM_UNAVAILABLE": (None, "a service refused, reset or answered 502/503/504"),
+    "CIRCUIT_OPEN": (None, "a service's circuit breaker is open; it was not called"),
+    "MUTATION_FAILED": (None, "a mutation failed after changing something (rolledBack says if undone)"),
+    "TOO_BUSY": (None, "too many idempotent mutations in progress; retry shortly"),
+    "SUBSCRIBER_TOO_SLOW": (None, "a subscriber fell behind its queue and was dropped"),
+    "INTERNAL_SERVER_ERROR": (None, "a bug: masked, with the requestId to find it in the log"),
+}
+"""Every ``extensions.code`` a GraphQL client may see: (HTTP status of a request error, meaning).
+
+Webhook ingress answers its senders with its own codes (:mod:`bff.webhooks`)."""
+
+HTTP_STATUS: Final[Mapping[str, int]] = {
+    code: status for code, (status, _meaning) in ERROR_CODES.items() if status is not None
+}
+"""The HTTP status of a request error with this code, where GraphQL over HTTP's rule does not decide."""

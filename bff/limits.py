@@ -46,6 +46,7 @@ from graphql import (
     OperationDefinitionNode,
     SchemaMetaFieldDef,
     SelectionSetNode,
+    StringValueNode,
     TypeMetaFieldDef,
     ValidationRule,
     VariableNode,
@@ -57,6 +58,7 @@ from graphql.language import Node
 from strawberry.extensions import SchemaExtension
 
 from bff.cost_map import CostMap, field_cost
+from bff.operation.caches import AST_BYTES_PER_SOURCE_BYTE, TextCache
 from bff.settings import Settings
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
 ]
 
 TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+BAD_USER_INPUT = "BAD_USER_INPUT"
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
@@ -92,6 +95,7 @@ class Limits:
     max_aliases: int
     max_root_fields: int
     introspection: bool
+    max_string_bytes: int = 4_096
     cost_map: CostMap = field(default_factory=dict)
     """The app's field costs (``App.cost_map``)."""
 
@@ -107,6 +111,7 @@ class Limits:
             max_aliases=settings.max_aliases,
             max_root_fields=settings.max_root_fields,
             introspection=settings.introspection,
+            max_string_bytes=settings.max_string_bytes,
         )
 
 
@@ -135,16 +140,23 @@ def _parse_limited(query: str, max_tokens: int) -> DocumentNode:
         raise limit_error(QUERY_TOO_DEEP, "The document nests too deeply to parse.") from None
 
 
-def parser_extension(max_tokens: int, cache_size: int) -> type[SchemaExtension]:
-    """A parsing extension (instead of Strawberry's ``ParserCache``) with the token limit.
-
-    Documents are parsed at most once per text (an LRU of ``cache_size`` entries, built here, once
-    per app); a document over ``max_tokens`` fails with ``TOO_MANY_TOKENS`` without being parsed
-    to the end.
+def cached_parser(max_tokens: int, cache_bytes: int) -> Callable[[str], DocumentNode]:
+    """The app's parser: documents parsed at most once per text (an LRU bounded in bytes,
+    :class:`~bff.operation.caches.TextCache`); a document over ``max_tokens`` fails with
+    ``TOO_MANY_TOKENS`` without being parsed to the end. Raises ``GraphQLError`` for a bad document.
     """
-    cached: Callable[[str], DocumentNode] = functools.lru_cache(maxsize=cache_size)(
-        functools.partial(_parse_limited, max_tokens=max_tokens)
-    )
+    cache: TextCache[DocumentNode] = TextCache(cache_bytes, weight=AST_BYTES_PER_SOURCE_BYTE)
+    parse_limited = functools.partial(_parse_limited, max_tokens=max_tokens)
+
+    def parse_document(query: str) -> DocumentNode:
+        return cache.get_or_make(query, parse_limited)
+
+    return parse_document
+
+
+def parser_extension(cached: Callable[[str], DocumentNode]) -> type[SchemaExtension]:
+    """A parsing extension (instead of Strawberry's ``ParserCache``) parsing with ``cached``, the app's
+    parser (:func:`cached_parser`), so the operation pipeline and the schema share one parse."""
 
     class LimitedParserCache(SchemaExtension):
         """Parse through the app's cache with the token limit."""
@@ -433,7 +445,22 @@ def validation_rules(limits: Limits) -> list[type[ASTValidationRule]]:
                     )
                 )
 
-    rules: list[type[ASTValidationRule]] = [OperationLimitsRule, AliasLimitRule]
+    class StringLengthRule(ValidationRule):
+        """String literals longer than ``BFF_MAX_STRING_BYTES`` (``BAD_USER_INPUT``)."""
+
+        def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+            size = len(node.value.encode("utf-8", "surrogatepass"))
+            if size > limits.max_string_bytes:
+                self.report_error(
+                    limit_error(
+                        BAD_USER_INPUT,
+                        f"A string argument has {size} bytes; the limit is {limits.max_string_bytes}.",
+                        node,
+                        limit=limits.max_string_bytes,
+                    )
+                )
+
+    rules: list[type[ASTValidationRule]] = [OperationLimitsRule, AliasLimitRule, StringLengthRule]
     if not limits.introspection:
         rules.append(NoIntrospectionRule)
     return rules

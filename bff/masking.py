@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from bff.errors import BFFError, DownstreamError
+from bff.operation.budget import BudgetExceeded, OperationTimeout
 
 __all__ = ["INTERNAL_MESSAGE", "CollapseBatchErrors", "MaskUnexpectedErrors", "is_unexpected"]
 
@@ -62,8 +63,10 @@ class MaskUnexpectedErrors(MaskErrors):
 
 
 def collapse(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """One error per failed downstream batch (``affectedFields`` counting the fields it nulled), and
-    ``OPERATION_NOT_SUPPORTED`` for an operation the transport does not run."""
+    """One error per failed downstream batch or spent budget (``affectedFields`` counting the fields
+    it nulled), ``OPERATION_NOT_SUPPORTED`` for an operation the transport does not run, and a code
+    for every request error graphql-core reports without one (Apollo's ``GRAPHQL_PARSE_FAILED``,
+    ``GRAPHQL_VALIDATION_FAILED``; ``BAD_USER_INPUT`` for variables that do not coerce)."""
     grouped: dict[int, GraphQLError] = {}
     counts: dict[int, int] = {}
     kept: list[GraphQLError] = []
@@ -71,7 +74,9 @@ def collapse(errors: list[GraphQLError]) -> list[GraphQLError]:
         original = error.original_error
         if isinstance(original, InvalidOperationTypeError):
             error = _unsupported_operation(error, original)
-        elif isinstance(original, DownstreamError):
+        elif original is None and not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": _request_error_code(error)}
+        elif isinstance(original, DownstreamError | BudgetExceeded | OperationTimeout):
             key = id(original)
             counts[key] = counts.get(key, 0) + 1
             if key in grouped:
@@ -102,6 +107,14 @@ class CollapseBatchErrors(SchemaExtension):
         if result.errors:
             result.errors = collapse(list(result.errors))
         yield None
+
+
+def _request_error_code(error: GraphQLError) -> str:
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
 
 
 def _unsupported_operation(error: GraphQLError, original: InvalidOperationTypeError) -> GraphQLError:

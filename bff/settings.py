@@ -114,6 +114,9 @@ class Settings(BaseModel):
     # Protection of the endpoint (issue 4); see README "Protect the endpoint".
     max_body_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 100_000
     """Largest request body accepted; larger ones get HTTP 413 (``BFF_MAX_BODY_BYTES``)."""
+    max_string_bytes: Annotated[int, Field(ge=16, le=100_000_000)] = 4_096
+    """Longest string a variable or a literal argument may hold, in UTF-8 bytes; longer ones are
+    ``BAD_USER_INPUT`` before any downstream call (``BFF_MAX_STRING_BYTES``)."""
     max_tokens: Annotated[int, Field(ge=10, le=1_000_000)] = 5_000
     """Most lexical tokens in a GraphQL document (``BFF_MAX_TOKENS``)."""
     max_depth: Annotated[int, Field(ge=1, le=1_000)] = 20
@@ -121,6 +124,9 @@ class Settings(BaseModel):
     introspection query is 15 deep."""
     max_cost: Annotated[int, Field(ge=1, le=1_000_000_000)] = 50_000
     """Highest cost of an operation per the cost map in ``bff/cost_map.py`` (``BFF_MAX_COST``)."""
+    max_items: Annotated[int, Field(ge=1, le=100_000_000)] = 50_000
+    """Most items (nodes of lists, connections and relationship fields) one operation or subscription
+    event may resolve; past it fields fail with ``OPERATION_BUDGET_EXCEEDED`` (``BFF_MAX_ITEMS``)."""
     default_list_size: Annotated[int, Field(ge=1, le=100_000)] = 10
     """Items a list without a bound counts for in the cost (``BFF_DEFAULT_LIST_SIZE``)."""
     max_aliases: Annotated[int, Field(ge=0, le=100_000)] = 30

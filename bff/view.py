@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
@@ -33,12 +35,21 @@ from bff.auth import (
 )
 from bff.compat import is_stream_request
 from bff.context import CACHE, SERVICES, Context, WebSocketConnection
-from bff.cost_map import CostMap
 from bff.downstream import Call
 from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
+from bff.http_protocol import (
+    REQUEST_TOO_LARGE,
+    RequestRefused,
+    check_content_type,
+    params_from_body,
+    params_from_query_string,
+    refused_response,
+)
 from bff.idempotency import IDEMPOTENCY
 from bff.loaders import Loaders
+from bff.operation.budget import Budget
+from bff.operation.schema import OPERATION_EXTENSIONS
 from bff.request_id import request_id_of
 from bff.settings import Settings
 from bff.stale import StaleLog
@@ -53,22 +64,46 @@ def _keep_connection_params(context: Context, payload: object) -> None:
         context.connection.params = payload
 
 
+def _extensions_of(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    payload = message.get("payload")
+    extensions = payload.get("extensions") if isinstance(payload, Mapping) else None
+    return extensions if isinstance(extensions, dict) else None
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
+    """graphql-transport-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`
+    and each ``subscribe`` message's ``extensions`` for the operation pipeline."""
 
     async def handle_connection_init(self, message: transport_ws.ConnectionInitMessage) -> None:
         """Keep the payload, then let Strawberry run the handshake."""
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
 
+    async def handle_subscribe(self, message: transport_ws.SubscribeMessage) -> None:
+        """Start the operation's task with the message's ``extensions`` in its context."""
+        token = OPERATION_EXTENSIONS.set(_extensions_of(message))
+        try:
+            await super().handle_subscribe(message)
+        finally:
+            OPERATION_EXTENSIONS.reset(token)
+
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
+    """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`
+    and each ``start`` message's ``extensions`` for the operation pipeline."""
 
     async def handle_connection_init(self, message: legacy_ws.ConnectionInitMessage) -> None:
         """Keep the payload, then let Strawberry run the handshake."""
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
+
+    async def handle_start(self, message: legacy_ws.StartMessage) -> None:
+        """Start the operation's task with the message's ``extensions`` in its context."""
+        token = OPERATION_EXTENSIONS.set(_extensions_of(message))
+        try:
+            await super().handle_start(message)
+        finally:
+            OPERATION_EXTENSIONS.reset(token)
 
 
 class GraphQLView(StrawberryView[Context, None]):
@@ -88,7 +123,6 @@ class GraphQLView(StrawberryView[Context, None]):
         settings: Settings,
         authenticator: Authenticator,
         graphiql_html: str | None,
-        cost_map: CostMap | None = None,
     ) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
         if settings.sse_subscriptions:
@@ -107,19 +141,59 @@ class GraphQLView(StrawberryView[Context, None]):
         self._authenticator = authenticator
         self._graphiql_html = graphiql_html or ""
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        self.endpoint = HTTPEndpoint(self, settings, cost_map)
+        self.endpoint = HTTPEndpoint(self, settings)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        """WebSockets and streamed subscriptions go to Strawberry; plain HTTP to :class:`HTTPEndpoint`."""
-        if self.is_websocket_request(request) or is_stream_request(self, request.headers):
+        """WebSockets and streamed operations (SSE) go to Strawberry; plain HTTP to :class:`HTTPEndpoint`.
+
+        An SSE request passes the same transport checks as plain HTTP first (CSRF prevention, the body
+        limit, a JSON body), answered as JSON errors; its operation then runs the operation pipeline
+        like every other transport's.
+        """
+        if self.is_websocket_request(request):
+            return await super().__call__(request)
+        if is_stream_request(self, request.headers):
+            try:
+                await self._check_stream_request(request)
+            except RequestRefused as refused:
+                return refused_response(refused)
             return await super().__call__(request)
         return await self.endpoint.handle(request)
+
+    async def _check_stream_request(self, request: web.Request) -> None:
+        """The HTTP transport's checks for an SSE request; raises :class:`RequestRefused`."""
+        self.endpoint.check_csrf(request)
+        if request.method == "POST":
+            check_content_type(request)
+            limit = self.settings.max_body_bytes
+            too_large = RequestRefused(
+                413,
+                REQUEST_TOO_LARGE,
+                f"The request body is larger than {limit} bytes, the limit.",
+                limit=limit,
+            )
+            if request.content_length is not None and request.content_length > limit:
+                raise too_large
+            try:
+                # request.read() keeps the body, so Strawberry reads these very bytes afterwards.
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise too_large from None
+            if len(body) > limit:
+                raise too_large
+            params_from_body(body)
+        elif request.method == "GET":
+            params_from_query_string(request.query, list(request.query.keys()))
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
     ) -> web.WebSocketResponse:
-        """Accept a WebSocket and remember it, so shutdown can close it (see :meth:`close_websockets`)."""
-        ws = await super().create_websocket_response(request, subprotocol)
+        """Accept a WebSocket whose messages are bound by ``BFF_MAX_BODY_BYTES`` (a larger one closes
+        the connection with 1009) and remember it, so shutdown can close it (:meth:`close_websockets`)."""
+        ws = web.WebSocketResponse(
+            protocols=[subprotocol] if subprotocol else [], max_msg_size=self.settings.max_body_bytes
+        )
+        await ws.prepare(request)
         self._websockets.add(ws)
         return ws
 
@@ -149,6 +223,7 @@ class GraphQLView(StrawberryView[Context, None]):
             loaders=Loaders(call, stale),
             cache=request.app[CACHE],
             stale=stale,
+            budget=Budget(self.settings.max_items, deadline),
             events=request.app[EVENT_BUS],
             idempotency=request.app[IDEMPOTENCY],
             websocket=websocket,

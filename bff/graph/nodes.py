@@ -27,11 +27,16 @@ def node(info: Info, build: Callable[[Record], T], record: Record | None) -> T |
     """``build(record)`` (``None`` stays ``None``), noting the field's path if the record is stale."""
     if record is None:
         return None
+    info.context.budget.spend(1)
     info.context.stale.note(info.path.as_list(), record)
     return build(record)
 
 
 def nodes(info: Info, build: Callable[[Record], T], records: list[Record]) -> list[T]:
-    """``build`` applied to each record, noting the field's path once if any record is stale."""
+    """``build`` applied to each record, noting the field's path once if any record is stale.
+
+    Counts the records against the operation's item budget (``OPERATION_BUDGET_EXCEEDED`` past it).
+    """
+    info.context.budget.spend(len(records))
     info.context.stale.note_any(info.path.as_list(), records)
     return [build(record) for record in records]

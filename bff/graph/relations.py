@@ -100,17 +100,22 @@ class Relation(Generic[SourceT, NodeT]):
     def resolve(self, source: SourceT, info: FieldInfo) -> Any:
         """The node(s) when the loader has the key's result already, else an awaitable of them.
 
-        A key whose batch failed raises the batch's error here, as awaiting it would.
+        A key whose batch failed raises the batch's error here, as awaiting it would. When the
+        operation's CPU slice is used up (:class:`bff.operation.budget.Budget`), an awaitable that
+        yields to the event loop first, even for a loaded record.
         """
         key = self.key(source)
         if key is None:
             return [] if self.many else None
-        future = self.load(info.context, key)
-        if future.done():
+        context = info.context
+        future = self.load(context, key)
+        if future.done() and not context.budget.must_yield():
             return self._value(info, future.result())
         return self._later(info, future)
 
     async def _later(self, info: FieldInfo, future: Future[Any]) -> Any:
+        if future.done():
+            await info.context.budget.pause()
         value = self._value(info, await future)
         if self.many:
             # Loaded the slow way (no list above prefetched it): prefetch for the items instead.
@@ -126,11 +131,13 @@ class Relation(Generic[SourceT, NodeT]):
         context = info.context
         derive = context.loaders.derive
         if self.many:
+            context.budget.spend(len(loaded))
             context.stale.note_any(info.path.as_list(), loaded)
             build = self.build
             return [derive(record, build) for record in loaded]
         if loaded is None:
             return None
+        context.budget.spend(1)
         context.stale.note(info.path.as_list(), loaded)
         return derive(loaded, self.build)
 

@@ -144,6 +144,7 @@ async def connection(
     """
     offset, limit = page_window(first, after)
     page = await resource.page(info.context, offset=offset, limit=limit, filters=filters)
+    info.context.budget.spend(len(page.records))
     info.context.stale.note_any(info.path.as_list(), page.records)
     made: Connection[NodeT] = Connection.from_page(page, build)
     await prefetch(info, [edge.node for edge in made.edges], under=("edges", "node"))

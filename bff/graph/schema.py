@@ -4,29 +4,37 @@ from __future__ import annotations
 
 from typing import Final
 
-from strawberry.extensions import AddValidationRules, ValidationCache
+from graphql import GraphQLError
+from strawberry.extensions import AddValidationRules
 
 from bff.application import App
 from bff.compat import graphql_core_schema
 from bff.graph.relations import resolve_directly
-from bff.limits import Limits, parser_extension, validation_rules
+from bff.limits import Limits, cached_parser, parser_extension, validation_rules
 from bff.masking import CollapseBatchErrors, MaskUnexpectedErrors
-from bff.observability import QuietSchema
+from bff.operation.caches import TextCache
+from bff.operation.pipeline import OperationPipeline
+from bff.operation.schema import OperationSchema
+from bff.operation.validation import validation_cache
+from bff.persisted import PersistedQueries
+from bff.rate_limit import RateLimiter
 from bff.settings import Settings
 from bff.stale import StaleExtension
 from bff.subscriptions import PerEventExecutor
 
-__all__ = ["PARSER_CACHE_SIZE", "VALIDATION_CACHE_SIZE", "build_schema"]
+__all__ = ["PARSE_CACHE_BYTES", "VALIDATION_CACHE_BYTES", "build_schema"]
 
-PARSER_CACHE_SIZE: Final = 1_000
-"""Documents whose parse is kept (an LRU per app)."""
-VALIDATION_CACHE_SIZE: Final = 1_000
-"""Documents whose validation result is kept (an LRU per app)."""
+PARSE_CACHE_BYTES: Final = 64_000_000
+"""Memory the parsed documents of an app may take (estimated bytes; least recently used go first)."""
+VALIDATION_CACHE_BYTES: Final = 8_000_000
+"""Memory the validation results of an app may take, keyed by document text (estimated bytes)."""
 
 
-def build_schema(app: App, settings: Settings) -> QuietSchema:
-    """The executable schema of ``app``: parser and validation caches, operation limits priced by the
-    app's declarations, error masking, stale reporting, and fresh contexts per subscription event.
+def build_schema(app: App, settings: Settings) -> OperationSchema:
+    """The executable schema of ``app``: the operation pipeline every transport runs through
+    (:mod:`bff.operation.pipeline`), parser and validation caches bounded in bytes, operation limits
+    priced by the app's declarations, error masking, stale reporting, and fresh contexts per
+    subscription event.
 
     The limit rules are built here, once: the same rule classes for every operation keep the
     validation cache hitting (see :mod:`bff.limits`). Relationship fields are resolved by graphql-core
@@ -34,7 +42,9 @@ def build_schema(app: App, settings: Settings) -> QuietSchema:
     """
     limits = Limits.from_settings(settings, app.cost_map)
     rules = validation_rules(limits)
-    schema = QuietSchema(
+    parse = cached_parser(limits.max_tokens, PARSE_CACHE_BYTES)
+    validated: TextCache[list[GraphQLError]] = TextCache(VALIDATION_CACHE_BYTES)
+    schema = OperationSchema(
         query=app.query,
         mutation=app.mutation,
         subscription=app.subscription,
@@ -42,13 +52,23 @@ def build_schema(app: App, settings: Settings) -> QuietSchema:
         # Fresh contexts (DataLoaders) per subscription event and per WebSocket operation.
         execution_context_class=PerEventExecutor,
         extensions=[
-            parser_extension(limits.max_tokens, PARSER_CACHE_SIZE),
+            parser_extension(parse),
             lambda: AddValidationRules(rules),
-            lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+            validation_cache(validated),
             MaskUnexpectedErrors,
             CollapseBatchErrors,
             StaleExtension,
         ],
     )
-    resolve_directly(graphql_core_schema(schema))
+    core = graphql_core_schema(schema)
+    resolve_directly(core)
+    schema.validated = validated
+    schema.pipeline = OperationPipeline(
+        settings,
+        cost_map=app.cost_map,
+        persisted=PersistedQueries.from_settings(settings),
+        rate_limiter=RateLimiter.from_settings(settings),
+        parse=parse,
+    )
+    schema.pipeline.bind(core)
     return schema

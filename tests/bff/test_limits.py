@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 from graphql import OperationDefinitionNode, parse
-from strawberry.extensions.validation_cache import _get_validate_cache
 
 from bff.compat import graphql_core_schema
 from bff.cost_map import MAX_PAGE_SIZE, PAGE_SIZE
 from bff.graph import relay
-from bff.graph.schema import VALIDATION_CACHE_SIZE, build_schema
+from bff.graph.schema import build_schema
 from bff.limits import OperationMeasure, measure_operation
 from bff.settings import Settings
 from tests.support.chinook import chinook_app, chinook_settings
@@ -152,13 +151,12 @@ async def test_validation_cache_hits_with_the_limit_rules() -> None:
     """The rule classes are built once per schema, so repeating a document hits the validation cache."""
     settings = chinook_settings({"BFF_MAX_DEPTH": "7", "BFF_INTROSPECTION": "false"})
     schema = build_schema(chinook_app, settings)
-    cache = _get_validate_cache(VALIDATION_CACHE_SIZE)
+    cache = schema.validated
+    assert cache is not None
     query = "query CacheProof { a: __typename }"
     await schema.execute(query)
-    before = cache.cache_info()
+    before = (cache.hits, cache.misses)
     for _ in range(5):
         result = await schema.execute(query)
         assert result.errors is None
-    after = cache.cache_info()
-    assert after.hits - before.hits == 5
-    assert after.misses == before.misses
+    assert (cache.hits - before[0], cache.misses - before[1]) == (5, 0)

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from aiohttp import web
 
+from bff.app import VIEW
 from bff.persisted import sha256_hex
 from tests.e2e.stack import Stack, run_bff
 from tests.support.tokens import SECRET, token
@@ -198,19 +199,16 @@ async def test_default_limits_let_the_heavy_documented_queries_through(demo_serv
 
 async def test_validation_cache_hits_over_http(demo_services: dict[str, str]) -> None:
     """Repeating a document over HTTP validates it once: the limit rules keep the cache hitting."""
-    from strawberry.extensions.validation_cache import _get_validate_cache
-
-    from bff.graph.schema import VALIDATION_CACHE_SIZE
-
-    cache = _get_validate_cache(VALIDATION_CACHE_SIZE)
     async with run_bff("cache", demo_services) as stack:
+        assert stack.app is not None
+        cache = stack.app[VIEW].schema.validated
         query = '{ cacheProof: genres { id } track(id: "1") { name } }'
         await post(stack, {"query": query})
-        before = cache.cache_info()
+        before = (cache.hits, cache.misses)
         for _ in range(4):
             assert "errors" not in (await post(stack, {"query": query})).json()
-        after = cache.cache_info()
-    assert (after.hits - before.hits, after.misses - before.misses) == (4, 0)
+        after = (cache.hits, cache.misses)
+    assert (after[0] - before[0], after[1] - before[1]) == (4, 0)
 
 
 async def test_introspection_and_suggestions_can_be_turned_off(demo_services: dict[str, str]) -> None:

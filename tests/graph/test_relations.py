@@ -17,6 +17,7 @@ from bff.downstream import Call, ServiceClient, StaleMark
 from bff.errors import DownstreamUnavailable
 from bff.graph.relations import Relation
 from bff.loaders import Loaders, Record, load_one
+from bff.operation.budget import Budget
 from bff.settings import ServiceSettings
 from bff.stale import StaleLog
 
@@ -57,7 +58,8 @@ def operation(handler: Genres) -> tuple[Any, ServiceClient]:
     settings = ServiceSettings.model_validate({"url": "http://catalog.test", "retry_attempts": 1})
     client = ServiceClient("catalog", settings, transport=httpx.MockTransport(handler))
     stale = StaleLog()
-    context = SimpleNamespace(loaders=Loaders(Call("op"), stale), stale=stale, catalog=client)
+    budget = Budget(max_items=1_000, deadline=None)
+    context = SimpleNamespace(loaders=Loaders(Call("op"), stale), stale=stale, budget=budget, catalog=client)
     return context, client
 
 

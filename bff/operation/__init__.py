@@ -1,0 +1,1 @@
+"""The one pipeline every GraphQL operation passes, whatever its transport."""

@@ -1,0 +1,136 @@
+"""``OperationSchema``: the schema every transport executes through, running the operation pipeline.
+
+Strawberry's transports all call the schema: HTTP ``execute``, Server-Sent Events and
+graphql-transport-ws ``stream``, legacy graphql-ws ``subscribe`` (which calls ``stream``). Running the
+pipeline (:mod:`bff.operation.pipeline`) in these two public methods is what makes a policy hold
+for every transport at once, as Strawberry's own extensions do.
+
+Strawberry's WebSocket handlers do not pass a message's ``extensions`` (APQ hashes) to the schema;
+:data:`OPERATION_EXTENSIONS` carries them from bff's handlers (:mod:`bff.view`) to :meth:`stream`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+
+from bff.context import Context
+from bff.observability import QuietSchema
+from bff.operation.caches import TextCache
+from bff.operation.pipeline import OperationPipeline, OperationRefused
+
+__all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
+
+logger = logging.getLogger("bff.operation")
+
+OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("bff_operation_extensions", default=None)
+"""The ``extensions`` of the WebSocket message that started the current operation's task."""
+
+
+class OperationSchema(QuietSchema):
+    """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
+
+    ``pipeline`` and ``validated`` (the validation cache, for tests and metrics) are set by
+    :func:`bff.graph.schema.build_schema`; without a pipeline, or for a context that is not a
+    :class:`~bff.context.Context`, operations run as Strawberry runs them.
+    """
+
+    pipeline: OperationPipeline | None = None
+    validated: TextCache[list[GraphQLError]] | None = None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Admit the operation, then execute it; a refusal is a request error with its code."""
+        pipeline = self.pipeline
+        if pipeline is None or not isinstance(context_value, Context):
+            return await super().execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        try:
+            admitted = await pipeline.admit(
+                query=query,
+                operation_name=operation_name,
+                variables=variable_values,
+                extensions=operation_extensions,
+                context=context_value,
+            )
+        except OperationRefused as refused:
+            logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
+            return refused.result()
+        result = await super().execute(
+            admitted.query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        if not isinstance(result, PreExecutionError) and not _is_request_error(result):
+            await pipeline.ran(admitted)
+        return result
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        """Admit the operation, then stream its result(s); a refusal is one pre-execution error."""
+        extensions = operation_extensions if operation_extensions is not None else OPERATION_EXTENSIONS.get()
+        pipeline = self.pipeline
+        if pipeline is not None and isinstance(context_value, Context):
+            try:
+                admitted = await pipeline.admit(
+                    query=query,
+                    operation_name=operation_name,
+                    variables=variable_values,
+                    extensions=extensions,
+                    context=context_value,
+                )
+            except OperationRefused as refused:
+                logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
+                return _one(refused.result())
+            query = admitted.query
+        return await super().stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=extensions,
+            allowed_operation_types=allowed_operation_types,
+        )
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
+
+
+async def _one(result: PreExecutionError) -> AsyncGenerator[PreExecutionError, None]:
+    yield result
