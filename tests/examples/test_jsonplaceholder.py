@@ -28,6 +28,7 @@ from examples.jsonplaceholder.types import User
 from tests.e2e.stack import Stack, run_bff
 from tests.support.caching_proxy import run_caching_proxy
 from tests.support.jsonserver import require_json_server
+from tests.test_readme import BLOCKS
 
 DATA = load_data()
 USERS = {user["id"]: user for user in DATA["users"]}
@@ -101,6 +102,18 @@ async def test_users_posts_and_comments_take_one_request_per_level(stack: Stack)
     ]
     assert body == {"data": {"users": expected}}
     counts = {"GET /users": 1, "GET /posts": 1, "GET /comments": 1}
+    assert await stack.counts() == {"jsonplaceholder": counts}
+
+
+async def test_the_readme_first_query_takes_three_requests(stack: Stack) -> None:
+    """The tutorial's first query (README.md) gets every post's author and comments in the three requests
+    the tutorial names."""
+    [query] = [code for language, code in BLOCKS if language == "graphql"]
+    body = await stack.post(query)
+    assert "errors" not in body
+    assert len(body["data"]["posts"]) == 100
+    assert sum(len(post["comments"]) for post in body["data"]["posts"]) == 500
+    counts = {"GET /posts": 1, "GET /users": 1, "GET /comments": 1}
     assert await stack.counts() == {"jsonplaceholder": counts}
 
 
