@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from bff_chinook.demo.server import start_services
-
-BFF = [sys.executable, "-m", "bff.cli"]
-START_TIMEOUT_S = 30.0
+from tests.support.cli import BFF, clean_env, start, stop
 
 
 @pytest.fixture
@@ -24,49 +18,6 @@ async def services() -> AsyncIterator[dict[str, str]]:
     running = await start_services(ports=dict.fromkeys(("customers", "catalog", "sales", "playlists"), 0))
     async with running:
         yield running.urls
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any BFF_ variables, plus ``extra``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BFF_")}
-    env.update(extra)
-    return env
-
-
-async def start(args: list[str], env: Mapping[str, str]) -> tuple[asyncio.subprocess.Process, str]:
-    """Start ``bff ARGS`` and return the process and the GraphiQL URL it prints when ready."""
-    process = await asyncio.create_subprocess_exec(
-        *BFF, *args, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert process.stdout is not None
-    try:
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while True:
-                line = (await process.stdout.readline()).decode()
-                if not line:
-                    stderr = await process.stderr.read() if process.stderr else b""
-                    pytest.fail(f"bff exited before it was ready: {stderr.decode()[-2000:]}")
-                if line.startswith("GraphiQL: "):
-                    return process, line.removeprefix("GraphiQL: ").strip()
-    except BaseException:
-        process.kill()
-        await process.wait()
-        raise
-
-
-async def stop(process: asyncio.subprocess.Process) -> int:
-    """Send SIGTERM and return the exit code (killing the process if it does not stop in 10 s)."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        async with asyncio.timeout(10):
-            _, stderr = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail("bff did not stop within 10 s of SIGTERM")
-    assert b"Traceback" not in stderr, stderr.decode()
-    assert process.returncode is not None
-    return process.returncode
 
 
 async def test_serve_answers_and_stops_cleanly_on_sigterm(services: dict[str, str]) -> None:

@@ -1,12 +1,19 @@
-"""README.md stays true: every setting is documented and the two commands are the real ones."""
+"""README.md stays true: every setting is documented, and its commands and code excerpts are the real ones."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from bff.settings import ServiceSettings, Settings
+from examples.jsonplaceholder import app as example_app
+from examples.jsonplaceholder.data import DB_JSON
+from examples.jsonplaceholder.demo import DEFAULT_PORT
+from examples.jsonplaceholder.demo import JSON_SERVER_VERSION as DEMO_JSON_SERVER_VERSION
+from tests.examples.test_jsonplaceholder_cli import DEMO, SCHEMA, SERVE
+from tests.support.jsonserver import JSON_SERVER_VERSION
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 CI_RUN = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
@@ -28,3 +35,50 @@ def test_ci_runs_the_readme_test_command() -> None:
     """.ci/run ends with the README's test command, so CI tests what a newcomer runs."""
     assert "pip install -e '.[test]' && pytest" in README
     assert CI_RUN.rstrip().splitlines()[-1] == "pytest"
+
+
+# "Put your own services behind bff": the tutorial over the example app --------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = README[README.index("## Put your own services behind bff") : README.index("### Settings")]
+BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```$", TUTORIAL, flags=re.MULTILINE | re.DOTALL)
+EXCERPTS = [
+    (code.split("\n", 1)[0].removeprefix("# "), code.split("\n", 1)[1])
+    for language, code in BLOCKS
+    if language == "python"
+]
+SHELL = "\n".join(code for language, code in BLOCKS if language == "sh").splitlines()
+
+
+def test_the_tutorial_quotes_every_module_of_the_example() -> None:
+    """The tutorial has Python excerpts, each naming its file, from the example's modules and its test."""
+    assert {path for path, _ in EXCERPTS} == {
+        "examples/jsonplaceholder/__init__.py",
+        "examples/jsonplaceholder/resources.py",
+        "examples/jsonplaceholder/types.py",
+        "examples/jsonplaceholder/query.py",
+        "tests/examples/test_jsonplaceholder.py",
+    }
+
+
+@pytest.mark.parametrize(("path", "excerpt"), EXCERPTS, ids=[path for path, _ in EXCERPTS])
+def test_each_excerpt_is_a_true_copy_of_its_file(path: str, excerpt: str) -> None:
+    """A Python excerpt of the tutorial (after its first line, the file's name) is in that file verbatim."""
+    assert excerpt.count("\n") >= 3
+    assert excerpt in (ROOT / path).read_text(encoding="utf-8")
+
+
+def test_the_tutorial_commands_are_the_ones_the_tests_run() -> None:
+    """json-server, ``bff serve``, ``bff demo`` and ``bff schema`` are as the example's tests run them."""
+    assert DEMO_JSON_SERVER_VERSION == JSON_SERVER_VERSION
+    data = DB_JSON.relative_to(ROOT)
+    json_server = (
+        f"npx json-server@{JSON_SERVER_VERSION} --read-only --host 127.0.0.1 --port {DEFAULT_PORT} {data}"
+    )
+    service_url = example_app.services["jsonplaceholder"].default_url
+    assert service_url == f"http://127.0.0.1:{DEFAULT_PORT}"
+    assert json_server in SHELL
+    assert f"BFF_SERVICE_JSONPLACEHOLDER_URL={service_url} bff {' '.join(SERVE)}" in SHELL
+    assert f"bff {' '.join(DEMO)}" in SHELL
+    assert f"`bff {' '.join(SCHEMA)}`" in TUTORIAL
+    assert "BFF_SERVICE_CUSTOMERS_URL=" in TUTORIAL  # the Chinook form stays
