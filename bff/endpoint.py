@@ -37,6 +37,7 @@ from bff.http_protocol import (
     GraphQLParams,
     RequestRefused,
     check_content_type,
+    check_query_string,
     error_response,
     format_errors,
     is_request_error,
@@ -119,6 +120,7 @@ class HTTPEndpoint:
 
     async def _params(self, request: web.Request) -> GraphQLParams:
         if request.method == "GET":
+            check_query_string(request.query_string, self.settings.max_body_bytes)
             return params_from_query_string(request.query, list(request.query.keys()))
         check_content_type(request)
         return params_from_body(await read_body(request, self.settings.max_body_bytes))
@@ -154,22 +156,21 @@ class HTTPEndpoint:
         return error_response(status, BAD_REQUEST, message, media_type=media_type)
 
     def _respond(self, request: web.Request, result: ExecutionResult, media_type: str) -> web.Response:
-        suggestions = self.settings.field_suggestions
         headers: dict[str, str] = {}
         if _no_field_could_run_unauthenticated(request, result):
             status = 401
             headers["WWW-Authenticate"] = "Bearer"
-            payload: dict[str, Any] = {"errors": format_errors(result.errors or (), suggestions=suggestions)}
+            payload: dict[str, Any] = {"errors": format_errors(result.errors or ())}
         elif is_request_error(result):
             status = 400 if media_type == GRAPHQL_RESPONSE_JSON else 200
             extensions = (result.errors[0].extensions if result.errors else None) or {}
             status = HTTP_STATUS.get(str(extensions.get("code")), status)
             if "retryAfter" in extensions:
                 headers["Retry-After"] = str(extensions["retryAfter"])
-            payload = result_payload(result, suggestions=suggestions)
+            payload = result_payload(result)
         else:
             status = 200
-            payload = result_payload(result, suggestions=suggestions)
+            payload = result_payload(result)
         return json_response(payload, status=status, media_type=media_type, headers=headers)
 
 

@@ -21,7 +21,6 @@ Refusals before GraphQL runs are :class:`RequestRefused` and answer with the sam
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ __all__ = [
     "GraphQLParams",
     "RequestRefused",
     "check_content_type",
+    "check_query_string",
     "error_response",
     "format_errors",
     "is_request_error",
@@ -64,7 +64,6 @@ UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
 REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 
 _UTF8 = ("utf-8", "utf8")
-_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
 
 
 class RequestRefused(Exception):
@@ -229,6 +228,18 @@ def params_from_body(body: bytes) -> GraphQLParams:
     return _checked(data)
 
 
+def check_query_string(query_string: str, limit: int) -> None:
+    """Refuse a GET whose query string is longer than ``limit`` bytes (413 ``REQUEST_TOO_LARGE``), the
+    body limit of a POST: a GET carries its operation in the URL."""
+    if len(query_string) > limit:
+        raise RequestRefused(
+            413,
+            REQUEST_TOO_LARGE,
+            f"The query string is longer than {limit} bytes, the limit.",
+            limit=limit,
+        )
+
+
 def params_from_query_string(query: Mapping[str, str], keys: Sequence[str]) -> GraphQLParams:
     """The parameters in a GET URL (``variables`` and ``extensions`` as JSON); raises 400.
 
@@ -250,19 +261,9 @@ def params_from_query_string(query: Mapping[str, str], keys: Sequence[str]) -> G
 # Responses ----------------------------------------------------------------------------------------
 
 
-def _strip_suggestions(message: str) -> str:
-    return _SUGGESTION.sub("", message)
-
-
-def format_errors(errors: Iterable[GraphQLError], *, suggestions: bool = True) -> list[dict[str, Any]]:
-    """Errors as the response's ``errors`` list; without ``suggestions``, no "Did you mean" hints."""
-    formatted: list[dict[str, Any]] = []
-    for error in errors:
-        entry = dict(error.formatted)
-        if not suggestions:
-            entry["message"] = _strip_suggestions(str(entry["message"]))
-        formatted.append(entry)
-    return formatted
+def format_errors(errors: Iterable[GraphQLError]) -> list[dict[str, Any]]:
+    """Errors as the response's ``errors`` list (shaped already by :mod:`bff.masking`)."""
+    return [dict(error.formatted) for error in errors]
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -272,13 +273,13 @@ def is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
 
 
-def result_payload(result: ExecutionResult, *, suggestions: bool = True) -> dict[str, Any]:
+def result_payload(result: ExecutionResult) -> dict[str, Any]:
     """The response body of a result; a request error has no ``data`` entry."""
     payload: dict[str, Any] = {}
     if not is_request_error(result):
         payload["data"] = result.data
     if result.errors:
-        payload["errors"] = format_errors(result.errors, suggestions=suggestions)
+        payload["errors"] = format_errors(result.errors)
     if result.extensions:
         payload["extensions"] = result.extensions
     return payload

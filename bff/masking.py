@@ -15,6 +15,7 @@ protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTE
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -26,7 +27,7 @@ from strawberry.types import ExecutionResult
 from bff.errors import BFFError, DownstreamError
 from bff.operation.budget import BudgetExceeded, OperationTimeout
 
-__all__ = ["INTERNAL_MESSAGE", "CollapseBatchErrors", "MaskUnexpectedErrors", "is_unexpected"]
+__all__ = ["INTERNAL_MESSAGE", "MaskUnexpectedErrors", "collapse", "is_unexpected", "shape_errors"]
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -62,11 +63,16 @@ class MaskUnexpectedErrors(MaskErrors):
         )
 
 
-def collapse(errors: list[GraphQLError]) -> list[GraphQLError]:
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+
+
+def collapse(errors: list[GraphQLError], *, suggestions: bool = True) -> list[GraphQLError]:
     """One error per failed downstream batch or spent budget (``affectedFields`` counting the fields
     it nulled), ``OPERATION_NOT_SUPPORTED`` for an operation the transport does not run, and a code
     for every request error graphql-core reports without one (Apollo's ``GRAPHQL_PARSE_FAILED``,
-    ``GRAPHQL_VALIDATION_FAILED``; ``BAD_USER_INPUT`` for variables that do not coerce)."""
+    ``GRAPHQL_VALIDATION_FAILED``; ``BAD_USER_INPUT`` for variables that do not coerce). Without
+    ``suggestions`` (``BFF_FIELD_SUGGESTIONS=false``) messages lose their "Did you mean" hints, which
+    tell a prober the schema."""
     grouped: dict[int, GraphQLError] = {}
     counts: dict[int, int] = {}
     kept: list[GraphQLError] = []
@@ -76,6 +82,8 @@ def collapse(errors: list[GraphQLError]) -> list[GraphQLError]:
             error = _unsupported_operation(error, original)
         elif original is None and not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": _request_error_code(error)}
+            if not suggestions:
+                error.message = _SUGGESTION.sub("", error.message)
         elif isinstance(original, DownstreamError | BudgetExceeded | OperationTimeout):
             key = id(original)
             counts[key] = counts.get(key, 0) + 1
@@ -89,24 +97,28 @@ def collapse(errors: list[GraphQLError]) -> list[GraphQLError]:
     return kept
 
 
-class CollapseBatchErrors(SchemaExtension):
-    """Applies :func:`collapse` to each result, before :class:`MaskUnexpectedErrors` sees it.
+def shape_errors(*, suggestions: bool) -> type[SchemaExtension]:
+    """An extension applying :func:`collapse` to each result, before :class:`MaskUnexpectedErrors`
+    sees it, on every transport. List it after the masking extension: extensions leave
+    ``on_operation`` in reverse order."""
 
-    List it after the masking extension: extensions leave ``on_operation`` in reverse order.
-    """
+    class ShapeErrors(SchemaExtension):
+        """Collapse and code the errors of each result."""
 
-    def on_operation(self) -> Iterator[None]:
-        """Collapse the operation's errors once it has run."""
-        yield
-        result = self.execution_context.result
-        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
-            result.errors = collapse(list(result.errors))
+        def on_operation(self) -> Iterator[None]:
+            """Shape the operation's errors once it has run."""
+            yield
+            result = self.execution_context.result
+            if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+                result.errors = collapse(list(result.errors), suggestions=suggestions)
 
-    def on_stream_result(self, result: ExecutionResult) -> Iterator[None]:  # type: ignore[override]
-        """Collapse the errors of one streamed result (a subscription event)."""
-        if result.errors:
-            result.errors = collapse(list(result.errors))
-        yield None
+        def on_stream_result(self, result: ExecutionResult) -> Iterator[None]:  # type: ignore[override]
+            """Shape the errors of one streamed result (a subscription event)."""
+            if result.errors:
+                result.errors = collapse(list(result.errors), suggestions=suggestions)
+            yield None
+
+    return ShapeErrors
 
 
 def _request_error_code(error: GraphQLError) -> str:

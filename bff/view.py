@@ -9,15 +9,17 @@ a graphql-transport-ws connection with 4403 and answer ``connection_error`` on l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
@@ -42,6 +44,7 @@ from bff.http_protocol import (
     REQUEST_TOO_LARGE,
     RequestRefused,
     check_content_type,
+    check_query_string,
     params_from_body,
     params_from_query_string,
     refused_response,
@@ -65,9 +68,15 @@ def _keep_connection_params(context: Context, payload: object) -> None:
 
 
 def _extensions_of(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The message's ``extensions``; a persisted query sent by hash alone gets an empty ``query``,
+    which the operation pipeline resolves from the hash (Strawberry requires the key)."""
     payload = message.get("payload")
-    extensions = payload.get("extensions") if isinstance(payload, Mapping) else None
-    return extensions if isinstance(extensions, dict) else None
+    extensions = payload.get("extensions") if isinstance(payload, dict) else None
+    if not isinstance(extensions, dict):
+        return None
+    if isinstance(payload, dict) and "query" not in payload and "persistedQuery" in extensions:
+        payload["query"] = ""
+    return extensions
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -96,6 +105,14 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         """Keep the payload, then let Strawberry run the handshake."""
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
+
+    async def handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        """Run the operation; a client gone meanwhile ends it quietly (Strawberry's ``complete`` to a
+        closed socket would raise from a task nobody awaits)."""
+        with contextlib.suppress(WebSocketDisconnected):
+            await super().handle_async_results(operation_id, query, operation_name, variables)
 
     async def handle_start(self, message: legacy_ws.StartMessage) -> None:
         """Start the operation's task with the message's ``extensions`` in its context."""
@@ -183,7 +200,28 @@ class GraphQLView(StrawberryView[Context, None]):
                 raise too_large
             params_from_body(body)
         elif request.method == "GET":
+            check_query_string(request.query_string, self.settings.max_body_bytes)
             params_from_query_string(request.query, list(request.query.keys()))
+
+    async def create_streaming_response(
+        self,
+        request: web.Request,
+        stream: Callable[[], AsyncGenerator[str, None]],
+        sub_response: web.Response,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        """Stream an SSE (or multipart) answer; a client that goes away ends it quietly, and the
+        operation's generator is closed so its subscription stops."""
+        response = web.StreamResponse(status=sub_response.status, headers={**sub_response.headers, **headers})
+        await response.prepare(request)
+        try:
+            async with contextlib.aclosing(stream()) as chunks:
+                async for chunk in chunks:
+                    await response.write(chunk.encode())
+            await response.write_eof()
+        except ConnectionResetError:
+            logger.debug("[request %s] stream client went away", request_id_of(request))
+        return response
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None

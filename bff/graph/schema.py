@@ -11,7 +11,7 @@ from bff.application import App
 from bff.compat import graphql_core_schema
 from bff.graph.relations import resolve_directly
 from bff.limits import Limits, cached_parser, parser_extension, validation_rules
-from bff.masking import CollapseBatchErrors, MaskUnexpectedErrors
+from bff.masking import MaskUnexpectedErrors, shape_errors
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import OperationPipeline
 from bff.operation.schema import OperationSchema
@@ -56,7 +56,7 @@ def build_schema(app: App, settings: Settings) -> OperationSchema:
             lambda: AddValidationRules(rules),
             validation_cache(validated),
             MaskUnexpectedErrors,
-            CollapseBatchErrors,
+            shape_errors(suggestions=settings.field_suggestions),
             StaleExtension,
         ],
     )

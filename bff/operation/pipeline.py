@@ -67,6 +67,8 @@ class Admitted:
 
     query: str
     resolved: Resolved
+    parsed: bool
+    """Whether the document parsed (a stream registers an APQ document once admitted)."""
 
 
 class OperationPipeline:
@@ -113,7 +115,8 @@ class OperationPipeline:
     ) -> Admitted:
         """Run the stages before execution; raises :class:`OperationRefused` with the stage's code."""
         try:
-            resolved = await self.persisted.resolve(query, dict(extensions) if extensions else None)
+            # An empty query is a transport's way of sending none (a persisted query by hash).
+            resolved = await self.persisted.resolve(query or None, dict(extensions) if extensions else None)
         except PersistedQueryError as error:
             raise OperationRefused(error.code, error.message) from None
         if not resolved.query:
@@ -135,7 +138,7 @@ class OperationPipeline:
             if self.settings.rate_limit_by_cost and document is not None:
                 cost = self._cost(resolved.query, document, operation_name)
             await self._rate_limit(context, principal, cost)
-        return Admitted(resolved.query, resolved)
+        return Admitted(resolved.query, resolved, parsed=document is not None)
 
     async def ran(self, admitted: Admitted) -> None:
         """After an operation ran without a request error: register its document (APQ)."""

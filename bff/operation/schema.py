@@ -116,6 +116,9 @@ class OperationSchema(QuietSchema):
             except OperationRefused as refused:
                 logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
                 return _one(refused.result())
+            if admitted.parsed:
+                # Strawberry streams results after this returns: register the (hash-checked) text now.
+                await pipeline.ran(admitted)
             query = admitted.query
         return await super().stream(
             query,
