@@ -113,6 +113,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     )
     app.router.add_route("*", settings.graphql_path, view)
     app.on_cleanup.append(view.endpoint.aclose)
+    app.on_cleanup.append(authenticator.aclose)
     app.on_shutdown.append(lambda _app: bus.aclose())
     app.on_shutdown.append(view.close_websockets)
     app.router.add_get("/healthz", healthz)

@@ -162,6 +162,10 @@ class Settings(BaseModel):
     forward_authorization: bool = True
     """Forward the client's ``Authorization`` header to downstream services
     (``BFF_FORWARD_AUTHORIZATION``)."""
+    auth_failure_limit: str = "10/minute"
+    """Failed authentications allowed per client IP, e.g. ``10/minute`` (``BFF_AUTH_FAILURE_LIMIT``,
+    the ``limits`` notation); past it, requests with credentials from that IP get 429 with
+    ``RATE_LIMITED`` and ``Retry-After`` (seconds) without being checked. Counted in the process."""
     rate_limit: str | None = None
     """Requests allowed per principal (or client IP when anonymous), e.g. ``100/minute``
     (``BFF_RATE_LIMIT``, the ``limits`` notation); unset: no rate limit."""
@@ -249,7 +253,7 @@ class Settings(BaseModel):
             raise ValueError(f"must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518 section 3.2)")
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_limit")
     @classmethod
     def _rate_limit_notation(cls, value: str | None) -> str | None:
         if value is not None:

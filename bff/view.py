@@ -28,6 +28,7 @@ from bff.auth import (
     UNAUTHENTICATED,
     AuthenticationFailed,
     Authenticator,
+    TooManyAuthFailures,
     connection_init_credentials,
     principal_of,
 )
@@ -37,6 +38,7 @@ from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
 from bff.idempotency import IDEMPOTENCY
 from bff.loaders import Loaders
+from bff.rate_limit import RATE_LIMITED
 from bff.request_id import request_id_of
 from bff.settings import Settings
 from bff.stale import StaleLog
@@ -159,14 +161,23 @@ class GraphQLView(StrawberryView[Context, None]):
         The principal they prove replaces the HTTP upgrade's for the connection's operations; without
         credentials the upgrade's stays. Bad credentials raise ``ConnectionRejectionError`` with an
         ``UNAUTHENTICATED`` payload: Strawberry closes graphql-transport-ws with 4403 and answers
-        ``connection_error`` on legacy graphql-ws.
+        ``connection_error`` on legacy graphql-ws. So do credentials from an IP past
+        ``BFF_AUTH_FAILURE_LIMIT``, unchecked, with ``RATE_LIMITED`` and ``retryAfter`` (seconds).
         """
         connection = context.connection
         if connection is None:
             return UnsetType()
+        client = context.request.remote
         try:
             credentials = connection_init_credentials(connection.params)
-            principal = await self._authenticator.authenticate(credentials) if credentials else None
+            principal = (
+                await self._authenticator.authenticate_client(credentials, client) if credentials else None
+            )
+        except TooManyAuthFailures as exc:
+            logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
+            raise ConnectionRejectionError(
+                {"message": str(exc), "extensions": {"code": RATE_LIMITED, "retryAfter": exc.retry_after}}
+            ) from None
         except AuthenticationFailed as exc:
             logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
             raise ConnectionRejectionError(
