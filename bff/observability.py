@@ -3,6 +3,11 @@
 Strawberry logs every GraphQL error at ERROR with a traceback; for a public endpoint that turns
 every typo in a query into an alarm. :class:`QuietSchema` logs errors the client caused or that a
 downstream service caused at INFO/WARNING, and only unexpected exceptions at ERROR with traceback.
+
+Logs never repeat what a client sent: graphql-core's messages quote invalid values back (a password
+typed into the wrong variable would land in the log), and so does ``BAD_USER_INPUT``. Those errors
+are logged as their code (``GRAPHQL_PARSE_FAILED`` and ``GRAPHQL_VALIDATION_FAILED`` when graphql-core
+gives none) and where they are: the field path, or the document's ``line:column``.
 """
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.types import ExecutionContext
 
-from bff.errors import BFFError, DownstreamError
+from bff.errors import BadUserInput, BFFError, DownstreamError
 from bff.masking import is_unexpected
 
 logger = logging.getLogger("bff")
@@ -30,13 +35,27 @@ def _request_id(execution_context: ExecutionContext | None) -> str:
     return str(getattr(context, "request_id", "-"))
 
 
+def _code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    return "GRAPHQL_PARSE_FAILED" if isinstance(error, GraphQLSyntaxError) else "GRAPHQL_VALIDATION_FAILED"
+
+
+def _where(error: GraphQLError) -> str:
+    if error.path:
+        return ".".join(str(part) for part in error.path)
+    return ", ".join(f"{location.line}:{location.column}" for location in error.locations or ()) or "-"
+
+
 class QuietSchema(strawberry.Schema):
     """A ``strawberry.Schema`` whose error logging matches who caused the error."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log each error once: unexpected ones with traceback, the rest as one line.
+        """Log each error once: unexpected ones with traceback, the rest as one line; the client's
+        own mistakes without their message (see the module docstring).
 
         Fields nulled by one failed downstream batch share its exception: it is logged once.
         """
@@ -54,6 +73,8 @@ class QuietSchema(strawberry.Schema):
                 )
             elif isinstance(original, DownstreamError):
                 errors_logger.warning("[request %s] %s: %s", request_id, original.code, error.message)
+            elif original is None or isinstance(original, BadUserInput | GraphQLError):
+                errors_logger.info("[request %s] %s at %s", request_id, _code(error), _where(error))
             elif isinstance(original, BFFError):
                 errors_logger.info("[request %s] %s: %s", request_id, original.code, error.message)
             else:
