@@ -4,6 +4,13 @@ WebSocket connections may authenticate in ``connection_init`` (:meth:`GraphQLVie
 the payload's ``Authorization`` or ``X-Api-Key`` (see :func:`bff.auth.connection_init_credentials`)
 replaces the HTTP upgrade's principal for every operation of the connection; bad credentials close
 a graphql-transport-ws connection with 4403 and answer ``connection_error`` on legacy graphql-ws.
+
+Frames that are not well-formed messages of the protocol (not JSON text, not an object with a string
+``type``, an operation without a string ``id`` or without a ``payload`` whose ``query`` is a non-empty
+string, ``variables`` or ``extensions`` not objects) close graphql-transport-ws with 4400 and the
+reason; on legacy graphql-ws, which has no such code, they get ``{"type": "error", "payload":
+{"message": ..., "extensions": {"code": "BAD_REQUEST"}}}`` and then the same 4400 close. Strawberry
+would otherwise fail on them with a traceback, or ignore them.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
+from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.base import BaseSchema
@@ -36,6 +45,7 @@ from bff.context import CACHE, SERVICES, Context, WebSocketConnection
 from bff.downstream import Call
 from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
+from bff.http_protocol import BAD_REQUEST
 from bff.idempotency import IDEMPOTENCY
 from bff.loaders import Loaders
 from bff.rate_limit import RATE_LIMITED
@@ -44,6 +54,74 @@ from bff.settings import Settings
 from bff.stale import StaleLog
 
 logger = logging.getLogger("bff.view")
+
+MALFORMED_MESSAGE_CLOSE_CODE = 4400
+"""Close code of a connection that sent a malformed message (graphql-transport-ws's, on both protocols)."""
+_LEGACY_CLIENT_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+
+
+class _Malformed:
+    """A frame that is not JSON text, passed to the protocol handler to refuse like other bad messages."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _WebSocketAdapter(AiohttpWebSocketAdapter):
+    """Strawberry's aiohttp adapter, yielding :class:`_Malformed` for frames it cannot decode.
+
+    Strawberry's raises for binary frames and skips non-JSON text on legacy graphql-ws, and lets
+    ``RecursionError`` (deeply nested JSON) escape with a traceback.
+    """
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        """Decoded text frames, and a :class:`_Malformed` for each frame that is not JSON text."""
+        async for ws_message in self.ws:
+            if ws_message.type == WSMsgType.TEXT:
+                try:
+                    decoded = self.view.decode_json(ws_message.data)
+                except (ValueError, RecursionError):
+                    decoded = _Malformed("WebSocket message must be valid JSON")
+                yield decoded
+            elif ws_message.type == WSMsgType.BINARY:
+                yield _Malformed("WebSocket message type must be text")
+
+
+def _operation_problem(message: Mapping[str, object]) -> str | None:
+    """What is wrong with an operation message (``subscribe`` or ``start``), or ``None``."""
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        return f"A {message['type']} message needs a non-empty string id"
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str) or not payload["query"]:
+        return f"A {message['type']} message needs a payload with a non-empty string query"
+    for name in ("variables", "extensions"):
+        if payload.get(name) is not None and not isinstance(payload[name], dict):
+            return f"payload.{name} must be an object or null"
+    if payload.get("operationName") is not None and not isinstance(payload["operationName"], str):
+        return "payload.operationName must be a string or null"
+    return None
+
+
+def _message_problem(message: object, *, legacy: bool) -> str | None:
+    """Why ``message`` is not a well-formed client message of the protocol, or ``None``.
+
+    Unknown types are left to Strawberry on graphql-transport-ws (it closes with 4400); legacy
+    graphql-ws would ignore them, so they are refused here.
+    """
+    if isinstance(message, _Malformed):
+        return message.reason
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "A message must be a JSON object with a string type"
+    kind = message["type"]
+    if legacy and kind not in _LEGACY_CLIENT_TYPES:
+        return f"Unknown message type: {kind[:50]}"
+    if kind in ("subscribe", "start"):
+        return _operation_problem(message)
+    if kind in ("complete", "stop") and (not isinstance(message.get("id"), str) or not message["id"]):
+        return f"A {kind} message needs a non-empty string id"
+    return None
 
 
 def _keep_connection_params(context: Context, payload: object) -> None:
@@ -56,6 +134,14 @@ def _keep_connection_params(context: Context, payload: object) -> None:
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
 
+    async def handle_message(self, message: transport_ws.Message) -> None:
+        """Close with 4400 on a malformed message; pass the others to Strawberry."""
+        problem = _message_problem(message, legacy=False)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message: transport_ws.ConnectionInitMessage) -> None:
         """Keep the payload, then let Strawberry run the handshake."""
         _keep_connection_params(self.context, message.get("payload"))
@@ -64,6 +150,23 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
+
+    async def handle_message(self, message: legacy_ws.OperationMessage) -> None:
+        """Answer a malformed message with ``error`` and close with 4400; pass the others to Strawberry."""
+        problem = _message_problem(message, legacy=True)
+        if problem is None:
+            await super().handle_message(message)
+            return
+        error: dict[str, object] = {
+            "type": "error",
+            "payload": {"message": problem, "extensions": {"code": BAD_REQUEST}},
+        }
+        raw: object = message  # typed as a protocol message; in fact whatever JSON the client sent
+        operation_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(operation_id, str):
+            error["id"] = operation_id
+        await self.websocket.send_json(error)
+        await self.websocket.close(code=MALFORMED_MESSAGE_CLOSE_CODE, reason=problem)
 
     async def handle_connection_init(self, message: legacy_ws.ConnectionInitMessage) -> None:
         """Keep the payload, then let Strawberry run the handshake."""
@@ -80,6 +183,7 @@ class GraphQLView(StrawberryView[Context, None]):
 
     graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
+    websocket_adapter_class = _WebSocketAdapter
 
     def __init__(
         self,

@@ -1,0 +1,123 @@
+"""The WebSocket protocols against hostile clients, over real sockets: malformed frames, repeated
+``connection_init`` and tokens that expire while the connection is open."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.live import WAIT_S
+from tests.e2e.stack import Stack, run_bff
+from tests.support.tokens import SECRET
+
+TRANSPORT_WS, LEGACY_WS = "graphql-transport-ws", "graphql-ws"
+PROTOCOLS = [TRANSPORT_WS, LEGACY_WS]
+
+
+@pytest.fixture(scope="module")
+async def stack(demo_services: dict[str, str]) -> AsyncIterator[Stack]:
+    """A BFF of these tests alone, taking HS256 tokens with no clock-skew leeway."""
+    async with run_bff(
+        "websockets", demo_services, BFF_JWT_HS256_SECRET=SECRET, BFF_JWT_LEEWAY_MS="0"
+    ) as bff:
+        yield bff
+
+
+def ws_url(stack: Stack) -> str:
+    """The BFF's GraphQL endpoint as a ``ws://`` URL."""
+    return stack.graphql_url.replace("http://", "ws://", 1)
+
+
+async def next_message(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """The next message that is not a legacy keep-alive (``ka``)."""
+    while True:
+        message = await ws.receive(timeout=WAIT_S)
+        if message.type is not aiohttp.WSMsgType.TEXT or json.loads(message.data).get("type") != "ka":
+            return message
+
+
+async def connect(
+    session: aiohttp.ClientSession, stack: Stack, protocol: str, payload: dict[str, Any] | None = None
+) -> aiohttp.ClientWebSocketResponse:
+    """A raw WebSocket that has sent ``connection_init`` (with ``payload``) and got its ack."""
+    ws = await session.ws_connect(ws_url(stack), protocols=[protocol])
+    await ws.send_json({"type": "connection_init", "payload": payload or {}})
+    ack = await next_message(ws)
+    assert json.loads(ack.data)["type"] == "connection_ack", ack
+    return ws
+
+
+def server_problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log records at ERROR or above, and any record carrying a traceback, as formatted."""
+    formatter = logging.Formatter()
+    return [
+        formatter.format(record)
+        for record in caplog.records
+        if record.levelno >= logging.ERROR or record.exc_info or "Traceback" in record.getMessage()
+    ]
+
+
+SUBSCRIBE = {"query": 'subscription { playlistUpdated(playlistId: "1") { change } }'}
+MALFORMED_FRAMES: list[tuple[str, str | bytes]] = [
+    ("list", "[1,2]"),
+    ("string", '"hello"'),
+    ("null", "null"),
+    ("number", "42"),
+    ("not-json", "{not json"),
+    ("deeply-nested", "[" * 100_000),
+    ("binary", b"\x00\x01"),
+    ("no-type", json.dumps({"id": "1"})),
+    ("type-not-a-string", json.dumps({"type": 5})),
+    ("subscribe-payload-null", json.dumps({"type": "subscribe", "id": "1", "payload": None})),
+    ("subscribe-id-int", json.dumps({"type": "subscribe", "id": 1, "payload": SUBSCRIBE})),
+    ("subscribe-no-id", json.dumps({"type": "subscribe", "payload": SUBSCRIBE})),
+    ("subscribe-query-int", json.dumps({"type": "subscribe", "id": "1", "payload": {"query": 5}})),
+    ("subscribe-query-empty", json.dumps({"type": "subscribe", "id": "1", "payload": {"query": ""}})),
+    (
+        "subscribe-variables-list",
+        json.dumps({"type": "subscribe", "id": "1", "payload": {**SUBSCRIBE, "variables": [1]}}),
+    ),
+    (
+        "subscribe-operation-name-int",
+        json.dumps({"type": "subscribe", "id": "1", "payload": {**SUBSCRIBE, "operationName": 3}}),
+    ),
+    ("complete-no-id", json.dumps({"type": "complete"})),
+    ("start-payload-null", json.dumps({"type": "start", "id": "1", "payload": None})),
+    ("start-no-id", json.dumps({"type": "start", "payload": SUBSCRIBE})),
+    ("start-query-int", json.dumps({"type": "start", "id": "1", "payload": {"query": 5}})),
+    ("start-query-empty", json.dumps({"type": "start", "id": "1", "payload": {"query": ""}})),
+    ("stop-no-id", json.dumps({"type": "stop"})),
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(("name", "frame"), MALFORMED_FRAMES, ids=[name for name, _ in MALFORMED_FRAMES])
+async def test_malformed_frames_close_the_connection_without_a_traceback(
+    stack: Stack, caplog: pytest.LogCaptureFixture, protocol: str, name: str, frame: str | bytes
+) -> None:
+    """A frame that is not a well-formed message of the protocol closes graphql-transport-ws with 4400,
+    and gets an ``error`` then a 4400 close on graphql-ws; the server logs no error and no traceback."""
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, stack, protocol)
+        await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+        message = await next_message(ws)
+        if protocol == LEGACY_WS:
+            assert message.type is aiohttp.WSMsgType.TEXT, message
+            error = json.loads(message.data)
+            assert error["type"] == "error"
+            assert error["payload"]["message"]
+            assert error["payload"]["extensions"] == {"code": "BAD_REQUEST"}
+            message = await next_message(ws)
+        assert message.type is aiohttp.WSMsgType.CLOSE, message
+        assert message.data == 4400
+        assert message.extra
+        await ws.close()
+        good = await connect(session, stack, protocol)  # the server keeps accepting connections
+        await good.close()
+    assert server_problems(caplog) == []
