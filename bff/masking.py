@@ -10,14 +10,16 @@ client gets one error for it (the first field's path) with ``extensions.affected
 the fields it nulled, instead of one copy per field.
 
 A query or mutation sent over a transport that runs only subscriptions (the legacy graphql-ws
-protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTED`` with a hint.
+protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTED`` with a hint. So is
+an ``operationName`` the document does not define (WebSockets; HTTP refuses it before execution):
+``BAD_REQUEST``, which graphql-transport-ws turns into a 4400 close naming the operation.
 """
 
 from __future__ import annotations
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from bff.errors import BFFError, DownstreamError
 
@@ -28,7 +30,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     """True when ``error`` wraps an exception that is neither one of ours nor the client's doing."""
     original = error.original_error
     return original is not None and not isinstance(
-        original, BFFError | GraphQLError | InvalidOperationTypeError
+        original, BFFError | GraphQLError | InvalidOperationTypeError | CannotGetOperationTypeError
     )
 
 
@@ -47,6 +49,8 @@ class MaskUnexpectedErrors(MaskErrors):
             original = error.original_error
             if isinstance(original, InvalidOperationTypeError):
                 error = _unsupported_operation(error, original)
+            elif isinstance(original, CannotGetOperationTypeError):
+                error = _unknown_operation(error, original)
             elif isinstance(original, DownstreamError):
                 key = id(original)
                 counts[key] = counts.get(key, 0) + 1
@@ -74,6 +78,19 @@ class MaskUnexpectedErrors(MaskErrors):
             path=error.path,
             extensions=extensions,
         )
+
+
+def _unknown_operation(error: GraphQLError, original: CannotGetOperationTypeError) -> GraphQLError:
+    # Keeps the original: Strawberry's graphql-transport-ws handler looks for it to close with 4400.
+    return GraphQLError(
+        message=original.as_http_error_reason(),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=original,
+        extensions={"code": "BAD_REQUEST"},
+    )
 
 
 def _unsupported_operation(error: GraphQLError, original: InvalidOperationTypeError) -> GraphQLError:

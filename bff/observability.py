@@ -16,6 +16,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionContext
 
 from bff.errors import BadUserInput, BFFError, DownstreamError
@@ -39,6 +40,8 @@ def _code(error: GraphQLError) -> str:
     code = (error.extensions or {}).get("code")
     if isinstance(code, str):
         return code
+    if isinstance(error.original_error, CannotGetOperationTypeError):
+        return "BAD_REQUEST"
     return "GRAPHQL_PARSE_FAILED" if isinstance(error, GraphQLSyntaxError) else "GRAPHQL_VALIDATION_FAILED"
 
 
@@ -73,7 +76,9 @@ class QuietSchema(strawberry.Schema):
                 )
             elif isinstance(original, DownstreamError):
                 errors_logger.warning("[request %s] %s: %s", request_id, original.code, error.message)
-            elif original is None or isinstance(original, BadUserInput | GraphQLError):
+            elif original is None or isinstance(
+                original, BadUserInput | GraphQLError | CannotGetOperationTypeError
+            ):
                 errors_logger.info("[request %s] %s at %s", request_id, _code(error), _where(error))
             elif isinstance(original, BFFError):
                 errors_logger.info("[request %s] %s: %s", request_id, original.code, error.message)

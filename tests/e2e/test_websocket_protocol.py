@@ -121,3 +121,29 @@ async def test_malformed_frames_close_the_connection_without_a_traceback(
         good = await connect(session, stack, protocol)  # the server keeps accepting connections
         await good.close()
     assert server_problems(caplog) == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_unknown_operation_name_is_the_clients_error(
+    stack: Stack, caplog: pytest.LogCaptureFixture, protocol: str
+) -> None:
+    """An operationName the document does not define closes graphql-transport-ws with 4400 naming it,
+    and is a BAD_REQUEST error on graphql-ws; it is logged at INFO without the name, never as a bug."""
+    caplog.set_level(logging.INFO)
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    payload = {**SUBSCRIBE, "operationName": "NoSuchOperation"}
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, stack, protocol)
+        await ws.send_json({"type": kind, "id": "1", "payload": payload})
+        message = await next_message(ws)
+        if protocol == TRANSPORT_WS:
+            assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4400)
+            assert message.extra == 'Unknown operation named "NoSuchOperation".'
+        else:
+            error = json.loads(message.data)
+            assert (error["type"], error["id"]) == ("error", "1")
+            assert error["payload"]["extensions"] == {"code": "BAD_REQUEST"}
+            assert "NoSuchOperation" in error["payload"]["message"]
+        await ws.close()
+    assert server_problems(caplog) == []
+    assert not [record for record in caplog.records if "NoSuchOperation" in record.getMessage()]
