@@ -4,6 +4,8 @@ WebSocket connections may authenticate in ``connection_init`` (:meth:`GraphQLVie
 the payload's ``Authorization`` or ``X-Api-Key`` (see :func:`bff.auth.connection_init_credentials`)
 replaces the HTTP upgrade's principal for every operation of the connection; bad credentials close
 a graphql-transport-ws connection with 4403 and answer ``connection_error`` on legacy graphql-ws.
+A second ``connection_init`` closes the connection with 4429 on both protocols (after a
+``connection_error`` on graphql-ws): the principal is set once per connection.
 
 Frames that are not well-formed messages of the protocol (not JSON text, not an object with a string
 ``type``, an operation without a string ``id`` or without a ``payload`` whose ``query`` is a non-empty
@@ -57,6 +59,8 @@ logger = logging.getLogger("bff.view")
 
 MALFORMED_MESSAGE_CLOSE_CODE = 4400
 """Close code of a connection that sent a malformed message (graphql-transport-ws's, on both protocols)."""
+TOO_MANY_INITIALISATIONS_CLOSE_CODE = 4429
+"""Close code of a second ``connection_init`` (graphql-transport-ws's, on both protocols)."""
 _LEGACY_CLIENT_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
 
 
@@ -151,6 +155,8 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
 
+    _initialised = False
+
     async def handle_message(self, message: legacy_ws.OperationMessage) -> None:
         """Answer a malformed message with ``error`` and close with 4400; pass the others to Strawberry."""
         problem = _message_problem(message, legacy=True)
@@ -169,7 +175,18 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         await self.websocket.close(code=MALFORMED_MESSAGE_CLOSE_CODE, reason=problem)
 
     async def handle_connection_init(self, message: legacy_ws.ConnectionInitMessage) -> None:
-        """Keep the payload, then let Strawberry run the handshake."""
+        """Keep the payload, then let Strawberry run the handshake; refuse a second one.
+
+        Strawberry would authenticate every ``connection_init`` and swap the connection's principal;
+        like graphql-transport-ws, a second one gets a 4429 close (after a ``connection_error``).
+        """
+        if self._initialised:
+            reason = "Too many initialisation requests"
+            error = {"message": reason, "extensions": {"code": BAD_REQUEST}}
+            await self.websocket.send_json({"type": "connection_error", "payload": error})
+            await self.websocket.close(code=TOO_MANY_INITIALISATIONS_CLOSE_CODE, reason=reason)
+            return
+        self._initialised = True
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
 

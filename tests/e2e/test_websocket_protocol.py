@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.live import WAIT_S
 from tests.e2e.stack import Stack, run_bff
-from tests.support.tokens import SECRET
+from tests.support.tokens import SECRET, customer, employee
 
 TRANSPORT_WS, LEGACY_WS = "graphql-transport-ws", "graphql-ws"
 PROTOCOLS = [TRANSPORT_WS, LEGACY_WS]
@@ -147,3 +147,24 @@ async def test_unknown_operation_name_is_the_clients_error(
         await ws.close()
     assert server_problems(caplog) == []
     assert not [record for record in caplog.records if "NoSuchOperation" in record.getMessage()]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_second_connection_init_is_refused(stack: Stack, protocol: str) -> None:
+    """A second connection_init (here, to swap a customer for an employee) closes the connection with
+    4429 before its payload is looked at; graphql-ws gets a connection_error first."""
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, stack, protocol, {"Authorization": customer("21")})
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": employee()}})
+        message = await next_message(ws)
+        if protocol == LEGACY_WS:
+            refusal = json.loads(message.data)
+            assert refusal["type"] == "connection_error"
+            assert refusal["payload"]["extensions"] == {"code": "BAD_REQUEST"}
+            message = await next_message(ws)
+        assert (message.type, message.data, message.extra) == (
+            aiohttp.WSMsgType.CLOSE,
+            4429,
+            "Too many initialisation requests",
+        )
+        await ws.close()
