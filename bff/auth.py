@@ -68,7 +68,9 @@ Role = Literal["customer", "employee"]
 class Principal:
     """Who is calling: an employee (sees everything) or a customer (sees their own data).
 
-    ``authorization`` is the ``Authorization`` header to forward downstream, if any.
+    ``authorization`` is the ``Authorization`` header to forward downstream, if any. ``expires_at``
+    is the token's ``exp`` (unix time, seconds); ``None`` for API keys, which do not expire. A
+    WebSocket authenticated with a token is closed when it expires (:mod:`bff.view`).
     """
 
     subject: str
@@ -76,6 +78,7 @@ class Principal:
     customer_id: str | None = None
     via: Literal["jwt", "api_key"] = "jwt"
     authorization: str | None = None
+    expires_at: float | None = None
 
     @property
     def is_employee(self) -> bool:
@@ -323,7 +326,10 @@ class Authenticator:
             raise AuthenticationFailed("The token's role or subject is not valid.")
         customer_id = claims.get("customer_id", subject) if role == "customer" else None
         return Principal(
-            subject=subject, role=role, customer_id=None if customer_id is None else str(customer_id)
+            subject=subject,
+            role=role,
+            customer_id=None if customer_id is None else str(customer_id),
+            expires_at=float(claims["exp"]),
         )
 
 

@@ -5,7 +5,10 @@ the payload's ``Authorization`` or ``X-Api-Key`` (see :func:`bff.auth.connection
 replaces the HTTP upgrade's principal for every operation of the connection; bad credentials close
 a graphql-transport-ws connection with 4403 and answer ``connection_error`` on legacy graphql-ws.
 A second ``connection_init`` closes the connection with 4429 on both protocols (after a
-``connection_error`` on graphql-ws): the principal is set once per connection.
+``connection_error`` on graphql-ws): the principal is set once per connection. A connection whose
+principal came from a token is closed when the token expires (its ``exp`` plus ``BFF_JWT_LEEWAY_MS``,
+when HTTP requests with it start failing): 4403 "Token expired", after a ``connection_error``
+(``UNAUTHENTICATED``) on graphql-ws. Clients reconnect with a fresh token.
 
 Frames that are not well-formed messages of the protocol (not JSON text, not an object with a string
 ``type``, an operation without a string ``id`` or without a ``payload`` whose ``query`` is a non-empty
@@ -18,15 +21,18 @@ would otherwise fail on them with a traceback, or ignore them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
@@ -59,6 +65,9 @@ logger = logging.getLogger("bff.view")
 
 MALFORMED_MESSAGE_CLOSE_CODE = 4400
 """Close code of a connection that sent a malformed message (graphql-transport-ws's, on both protocols)."""
+TOKEN_EXPIRED_CLOSE_CODE = 4403
+"""Close code of a connection whose token expired (graphql-transport-ws's "Forbidden")."""
+TOKEN_EXPIRED_REASON = "Token expired"
 TOO_MANY_INITIALISATIONS_CLOSE_CODE = 4429
 """Close code of a second ``connection_init`` (graphql-transport-ws's, on both protocols)."""
 _LEGACY_CLIENT_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
@@ -128,6 +137,34 @@ def _message_problem(message: object, *, legacy: bool) -> str | None:
     return None
 
 
+def _watch_expiry(context: Context, expire: Callable[[], Awaitable[None]]) -> asyncio.Task[None] | None:
+    """A task that runs ``expire`` once the connection's principal expires; ``None`` if it never does.
+
+    The deadline is the token's ``exp`` plus ``BFF_JWT_LEEWAY_MS``: the moment HTTP requests with the
+    same token start failing, so a reconnect with it would fail too.
+    """
+    principal = context.connection.principal if context.connection is not None else None
+    if principal is None or principal.expires_at is None:
+        return None
+    deadline = principal.expires_at + context.settings.jwt_leeway_ms / 1000
+
+    async def close_at_deadline() -> None:
+        await asyncio.sleep(max(0.0, deadline - time.time()))
+        logger.info("[request %s] token expired; closing the WebSocket", context.request_id)
+        with contextlib.suppress(WebSocketDisconnected):  # the client left first
+            await expire()
+
+    return asyncio.create_task(close_at_deadline(), name=f"bff-ws-expiry-{context.request_id}")
+
+
+async def _stop_watching(task: asyncio.Task[None] | None) -> None:
+    # As Strawberry does with its connection_init timeout task: cancel, then let it finish.
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _keep_connection_params(context: Context, payload: object) -> None:
     # Strawberry hands the payload over as ``context.connection_params``, which a frozen context
     # cannot take; the connection's mutable state can.
@@ -146,16 +183,29 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_message(message)
 
+    _expiry: asyncio.Task[None] | None = None
+
     async def handle_connection_init(self, message: transport_ws.ConnectionInitMessage) -> None:
-        """Keep the payload, then let Strawberry run the handshake."""
+        """Keep the payload, let Strawberry run the handshake, then watch the token's expiry."""
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = _watch_expiry(self.context, self._expire)
+
+    async def _expire(self) -> None:
+        await self.websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason=TOKEN_EXPIRED_REASON)
+
+    async def shutdown(self) -> None:
+        """Stop watching the token's expiry, then let Strawberry end the operations."""
+        await _stop_watching(self._expiry)
+        await super().shutdown()
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`."""
 
     _initialised = False
+    _expiry: asyncio.Task[None] | None = None
 
     async def handle_message(self, message: legacy_ws.OperationMessage) -> None:
         """Answer a malformed message with ``error`` and close with 4400; pass the others to Strawberry."""
@@ -189,6 +239,18 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         self._initialised = True
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self._expiry = _watch_expiry(self.context, self._expire)
+
+    async def _expire(self) -> None:
+        error = {"message": "The token has expired.", "extensions": {"code": UNAUTHENTICATED}}
+        await self.websocket.send_json({"type": "connection_error", "payload": error})
+        await self.websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason=TOKEN_EXPIRED_REASON)
+
+    async def cleanup(self) -> None:
+        """Stop watching the token's expiry, then let Strawberry end the operations."""
+        await _stop_watching(self._expiry)
+        await super().cleanup()
 
 
 class GraphQLView(StrawberryView[Context, None]):

@@ -67,10 +67,11 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_valid_hs256_token_gives_the_principal() -> None:
-    """A valid HS256 token yields its customer principal, keeping the header to forward."""
-    token = jwt.encode(claims(), SECRET, algorithm="HS256")
+    """A valid HS256 token yields its customer principal, keeping the header to forward and its exp."""
+    body = claims()
+    token = jwt.encode(body, SECRET, algorithm="HS256")
     principal = await authenticator(BFF_JWT_HS256_SECRET=SECRET).authenticate(bearer(token))
-    assert principal == Principal("user-12", "customer", "12", "jwt", f"Bearer {token}")
+    assert principal == Principal("user-12", "customer", "12", "jwt", f"Bearer {token}", body["exp"])
 
 
 async def test_valid_rs256_token_with_jwks_file(jwks_file: Path, rsa_key: rsa.RSAPrivateKey) -> None:

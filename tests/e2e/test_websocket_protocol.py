@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.live import WAIT_S
+from bff.events import EVENT_BUS, PLAYLIST_UPDATED
+from tests.e2e.live import WAIT_S, wait_until
 from tests.e2e.stack import Stack, run_bff
-from tests.support.tokens import SECRET, customer, employee
+from tests.support.tokens import SECRET, customer, employee, token
 
 TRANSPORT_WS, LEGACY_WS = "graphql-transport-ws", "graphql-ws"
 PROTOCOLS = [TRANSPORT_WS, LEGACY_WS]
@@ -42,10 +44,15 @@ async def next_message(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage
 
 
 async def connect(
-    session: aiohttp.ClientSession, stack: Stack, protocol: str, payload: dict[str, Any] | None = None
+    session: aiohttp.ClientSession,
+    stack: Stack,
+    protocol: str,
+    payload: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> aiohttp.ClientWebSocketResponse:
-    """A raw WebSocket that has sent ``connection_init`` (with ``payload``) and got its ack."""
-    ws = await session.ws_connect(ws_url(stack), protocols=[protocol])
+    """A raw WebSocket (upgraded with ``headers``) that has sent ``connection_init`` with ``payload``
+    and got its ack."""
+    ws = await session.ws_connect(ws_url(stack), protocols=[protocol], headers=headers)
     await ws.send_json({"type": "connection_init", "payload": payload or {}})
     ack = await next_message(ws)
     assert json.loads(ack.data)["type"] == "connection_ack", ack
@@ -168,3 +175,36 @@ async def test_second_connection_init_is_refused(stack: Stack, protocol: str) ->
             "Too many initialisation requests",
         )
         await ws.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("sent_in", ["connection_init", "upgrade"])
+async def test_connection_closes_when_its_token_expires(
+    stack: Stack, caplog: pytest.LogCaptureFixture, protocol: str, sent_in: str
+) -> None:
+    """A connection whose token expires 2 s after issue runs its subscription until then and is closed
+    when it expires: 4403 on graphql-transport-ws, connection_error (UNAUTHENTICATED) first on graphql-ws."""
+    caplog.set_level(logging.INFO)
+    expires = int(time.time()) + 2
+    authorization = f"Bearer {token(sub='customer-21', customer_id='21', exp=expires)}"
+    payload = {"Authorization": authorization} if sent_in == "connection_init" else None
+    headers = {"Authorization": authorization} if sent_in == "upgrade" else None
+    assert stack.app is not None
+    bus = stack.app[EVENT_BUS]
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, stack, protocol, payload, headers)
+        await ws.send_json({"type": kind, "id": "1", "payload": SUBSCRIBE})
+        await wait_until(lambda: bus.subscriber_count(PLAYLIST_UPDATED) == 1)
+        message = await next_message(ws)
+        closed_at = time.time()
+        if protocol == LEGACY_WS:
+            refusal = json.loads(message.data)
+            assert refusal["type"] == "connection_error"
+            assert refusal["payload"]["extensions"] == {"code": "UNAUTHENTICATED"}
+            message = await next_message(ws)
+        assert (message.type, message.data, message.extra) == (aiohttp.WSMsgType.CLOSE, 4403, "Token expired")
+        await ws.close()
+    assert expires - 0.1 <= closed_at <= expires + 2
+    await wait_until(lambda: bus.subscriber_count(PLAYLIST_UPDATED) == 0)
+    assert server_problems(caplog) == []
