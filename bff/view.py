@@ -70,6 +70,7 @@ TOKEN_EXPIRED_CLOSE_CODE = 4403
 TOKEN_EXPIRED_REASON = "Token expired"
 TOO_MANY_INITIALISATIONS_CLOSE_CODE = 4429
 """Close code of a second ``connection_init`` (graphql-transport-ws's, on both protocols)."""
+MAX_CLOSE_REASON_BYTES = 123
 _LEGACY_CLIENT_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
 
 
@@ -100,6 +101,15 @@ class _WebSocketAdapter(AiohttpWebSocketAdapter):
                 yield decoded
             elif ws_message.type == WSMsgType.BINARY:
                 yield _Malformed("WebSocket message type must be text")
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``reason`` cut to the 123 bytes a close frame allows (RFC 6455 section 5.5).
+
+        Reasons may quote the client (an unknown message type, an operation name); a longer one
+        made aiohttp send an oversized control frame, which clients see as a protocol error (1002).
+        """
+        encoded = reason.encode()[:MAX_CLOSE_REASON_BYTES]
+        await self.ws.close(code=code, message=encoded.decode(errors="ignore").encode())
 
 
 def _operation_problem(message: Mapping[str, object]) -> str | None:

@@ -80,6 +80,8 @@ MALFORMED_FRAMES: list[tuple[str, str | bytes]] = [
     ("binary", b"\x00\x01"),
     ("no-type", json.dumps({"id": "1"})),
     ("type-not-a-string", json.dumps({"type": 5})),
+    ("type-too-long", json.dumps({"type": "x" * 500})),  # a close reason has at most 123 bytes
+    ("type-emoji", json.dumps({"type": "\U0001f600" * 50})),
     ("subscribe-payload-null", json.dumps({"type": "subscribe", "id": "1", "payload": None})),
     ("subscribe-id-int", json.dumps({"type": "subscribe", "id": 1, "payload": SUBSCRIBE})),
     ("subscribe-no-id", json.dumps({"type": "subscribe", "payload": SUBSCRIBE})),
