@@ -1,5 +1,6 @@
 """The WebSocket protocols against hostile clients, over real sockets: malformed frames, repeated
-``connection_init`` and tokens that expire while the connection is open."""
+``connection_init``, tokens that expire while the connection is open, and documents that do not parse
+(on Server-Sent Events too)."""
 
 from __future__ import annotations
 
@@ -209,4 +210,55 @@ async def test_connection_closes_when_its_token_expires(
         await ws.close()
     assert expires - 0.1 <= closed_at <= expires + 2
     await wait_until(lambda: bus.subscriber_count(PLAYLIST_UPDATED) == 0)
+    assert server_problems(caplog) == []
+
+
+PARSE_FAILURES = [
+    ("subscription {", None),
+    ("subscription { " + "a " * 6_000 + "}", "TOO_MANY_TOKENS"),
+    ("subscription " + "{ a " * 1_500 + "}" * 1_500, None),  # graphql-core: "nested too deeply"
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(("query", "code"), PARSE_FAILURES, ids=["syntax", "tokens", "nesting"])
+async def test_documents_that_do_not_parse_are_errors_not_tracebacks(
+    stack: Stack, caplog: pytest.LogCaptureFixture, protocol: str, query: str, code: str | None
+) -> None:
+    """A document that does not parse, or is over the token or nesting limit, gets its error (a 4400
+    close for a syntax error on graphql-transport-ws, as Strawberry does) and logs no traceback."""
+    caplog.set_level(logging.INFO)
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, stack, protocol)
+        await ws.send_json({"type": kind, "id": "1", "payload": {"query": query}})
+        message = await next_message(ws)
+        if protocol == TRANSPORT_WS and code is None:
+            assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4400)
+            assert message.extra.startswith("Syntax Error")
+        else:
+            answer = json.loads(message.data)
+            assert (answer["type"], answer["id"]) == ("error", "1")
+            [error] = answer["payload"] if protocol == TRANSPORT_WS else [answer["payload"]]
+            assert error["message"]
+            assert code is None or error["extensions"]["code"] == code
+        await ws.close()
+    assert server_problems(caplog) == []
+
+
+@pytest.mark.parametrize(("query", "code"), PARSE_FAILURES, ids=["syntax", "tokens", "nesting"])
+async def test_documents_that_do_not_parse_are_errors_over_sse(
+    stack: Stack, caplog: pytest.LogCaptureFixture, query: str, code: str | None
+) -> None:
+    """Over Server-Sent Events the same documents get one ``next`` event with the error, then
+    ``complete``, and no traceback is logged."""
+    caplog.set_level(logging.INFO)
+    headers = {"Accept": "text/event-stream"}
+    async with stack.http.stream("POST", stack.graphql_url, json={"query": query}, headers=headers) as sse:
+        assert sse.status_code == 200
+        lines = [line async for line in sse.aiter_lines() if line]
+    assert lines[0] == "event: next"
+    [error] = json.loads(lines[1].removeprefix("data: "))["errors"]
+    assert code is None or error["extensions"]["code"] == code
+    assert lines[2] == "event: complete"
     assert server_problems(caplog) == []
