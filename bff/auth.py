@@ -226,7 +226,8 @@ class Authenticator:
         self._api_keys = {
             digest.lower(): _api_key_principal(spec) for digest, spec in settings.api_keys.items()
         }
-        # In the process on purpose: a shared store would let one noisy IP lock out every instance.
+        # In memory: no storage round trip before each check. Each instance counts on its own, so
+        # a guesser spread over N instances gets N times the limit, still far from guessing speed.
         self._failures = RateLimiter(settings.auth_failure_limit, "memory://")
 
     @classmethod

@@ -165,7 +165,8 @@ class Settings(BaseModel):
     auth_failure_limit: str = "10/minute"
     """Failed authentications allowed per client IP, e.g. ``10/minute`` (``BFF_AUTH_FAILURE_LIMIT``,
     the ``limits`` notation); past it, requests with credentials from that IP get 429 with
-    ``RATE_LIMITED`` and ``Retry-After`` (seconds) without being checked. Counted in the process."""
+    ``RATE_LIMITED`` and ``Retry-After`` (seconds) without being checked. Counted in the process;
+    behind a proxy all clients share its IP, and so share this limit."""
     rate_limit: str | None = None
     """Requests allowed per principal (or client IP when anonymous), e.g. ``100/minute``
     (``BFF_RATE_LIMIT``, the ``limits`` notation); unset: no rate limit."""
