@@ -133,6 +133,7 @@ def create_app(
     pipeline = schema.pipeline
     if pipeline is not None:
         app.on_cleanup.append(lambda _app: pipeline.aclose())
+    app.on_cleanup.append(authenticator.aclose)
     app.on_shutdown.append(lambda _app: bus.aclose())
     app.on_shutdown.append(view.close_websockets)
     app.router.add_get("/healthz", healthz)

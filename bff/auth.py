@@ -11,7 +11,10 @@
   ``<role>:<subject>``, e.g. ``employee:andrew`` (claims ``{"sub": "andrew", "role": "employee"}``).
 
 No credentials: the principal is ``None`` (anonymous). Bad credentials: HTTP 401 with
-``UNAUTHENTICATED`` and ``WWW-Authenticate: Bearer``, before any field runs.
+``UNAUTHENTICATED`` and ``WWW-Authenticate: Bearer``, before any field runs. Failures are counted per
+client IP (``BFF_AUTH_FAILURE_LIMIT``, default ``10/minute``): past the limit, requests with credentials
+from that IP get HTTP 429 with ``RATE_LIMITED`` and ``Retry-After`` (seconds), unchecked, so keys and
+tokens cannot be guessed at the speed of the network.
 
 WebSockets may also send the same two credentials in their ``connection_init`` payload
 (:func:`connection_init_credentials`); :meth:`bff.view.GraphQLView.on_ws_connect` checks them.
@@ -34,6 +37,7 @@ import jwt
 from aiohttp import web
 
 from bff.http_protocol import APPLICATION_JSON, RequestRefused, error_response, negotiate
+from bff.rate_limit import RATE_LIMITED, RateLimiter
 from bff.settings import Settings, SettingsError
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "Authenticator",
     "JWKSKeys",
     "Principal",
+    "TooManyAuthFailures",
     "auth_middleware",
     "connection_init_credentials",
     "principal_of",
@@ -63,13 +68,16 @@ class Principal:
 
     ``claims`` are a JWT's payload, or ``{"sub": ..., "role": ...}`` for an API key; the app maps them
     to its own rules (roles, ownership). ``authorization`` is the ``Authorization`` header to forward
-    downstream, if any.
+    downstream, if any. ``expires_at`` is the token's ``exp`` (unix time, seconds); ``None`` for API
+    keys, which do not expire. A WebSocket authenticated with a token is closed when it expires
+    (:mod:`bff.view`), and the operation pipeline refuses its operations from then on.
     """
 
     subject: str
     claims: Mapping[str, Any] = field(default_factory=dict)
     via: Literal["jwt", "api_key"] = "jwt"
     authorization: str | None = None
+    expires_at: float | None = None
 
     def claim(self, name: str, default: Any = None) -> Any:
         """One claim, or ``default`` when the principal has none of that name."""
@@ -92,6 +100,14 @@ def principal_of(request: web.Request) -> Principal | None:
 
 class AuthenticationFailed(Exception):
     """Credentials were presented and are not valid; ``str()`` says why, safely."""
+
+
+class TooManyAuthFailures(Exception):
+    """The client's IP failed to authenticate too often; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many failed authentications from this address; retry in {retry_after} s.")
+        self.retry_after = retry_after
 
 
 # JWKS ---------------------------------------------------------------------------------------------
@@ -207,6 +223,9 @@ class Authenticator:
         self._api_keys = {
             digest.lower(): _api_key_principal(spec) for digest, spec in settings.api_keys.items()
         }
+        # In memory: no storage round trip before each check. Each instance counts on its own, so
+        # a guesser spread over N instances gets N times the limit, still far from guessing speed.
+        self._failures = RateLimiter(settings.auth_failure_limit, "memory://")
 
     @classmethod
     def from_settings(
@@ -238,6 +257,29 @@ class Authenticator:
                 raise AuthenticationFailed("The API key is not valid.")
             return found
         return None
+
+    async def authenticate_client(self, headers: Mapping[str, str], client: str | None) -> Principal | None:
+        """:meth:`authenticate` for a request from the IP address ``client``, throttled per address.
+
+        Raises :class:`TooManyAuthFailures` without looking at the credentials once ``client`` has
+        failed ``BFF_AUTH_FAILURE_LIMIT`` times, and :class:`AuthenticationFailed` (one more failure
+        of ``client``) for bad ones. Requests without credentials are never throttled.
+        """
+        if headers.get("Authorization") is None and headers.get(API_KEY_HEADER) is None:
+            return None
+        key = f"auth-failures:{client}"
+        retry_after = await self._failures.retry_after(key)
+        if retry_after is not None:
+            raise TooManyAuthFailures(int(retry_after))
+        try:
+            return await self.authenticate(headers)
+        except AuthenticationFailed:
+            await self._failures.hit(key)
+            raise
+
+    async def aclose(self, app: web.Application | None = None) -> None:
+        """Stop the failure counter's expiry timer; an ``on_cleanup`` hook."""
+        await self._failures.aclose()
 
     async def _key_for(self, header: Mapping[str, Any]) -> tuple[Any, str]:
         algorithm = header.get("alg")
@@ -279,7 +321,7 @@ class Authenticator:
         subject = claims["sub"]
         if not isinstance(subject, str):
             raise AuthenticationFailed("The token's subject is not valid.")
-        return Principal(subject=subject, claims=claims)
+        return Principal(subject=subject, claims=claims, expires_at=float(claims["exp"]))
 
 
 # Middleware ---------------------------------------------------------------------------------------
@@ -287,18 +329,33 @@ class Authenticator:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _media_type(accept: str | None) -> str:
+    try:
+        return negotiate(accept)
+    except RequestRefused:  # an unusable Accept header must not hide a 401 or 429
+        return APPLICATION_JSON
+
+
 def unauthenticated_response(message: str, accept: str | None) -> web.Response:
     """HTTP 401 with ``UNAUTHENTICATED`` in the media type the client accepts (JSON if none)."""
-    try:
-        media_type = negotiate(accept)
-    except RequestRefused:  # an unusable Accept header must not hide the 401
-        media_type = APPLICATION_JSON
     return error_response(
         401,
         UNAUTHENTICATED,
         message,
-        media_type=media_type,
+        media_type=_media_type(accept),
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def too_many_failures_response(exc: TooManyAuthFailures, accept: str | None) -> web.Response:
+    """HTTP 429 with ``RATE_LIMITED``, ``Retry-After`` and ``extensions.retryAfter`` (seconds)."""
+    return error_response(
+        429,
+        RATE_LIMITED,
+        str(exc),
+        media_type=_media_type(accept),
+        headers={"Retry-After": str(exc.retry_after)},
+        retryAfter=exc.retry_after,
     )
 
 
@@ -310,7 +367,9 @@ def auth_middleware(authenticator: Authenticator, path: str) -> Callable[..., Aw
         if request.path != path or request.method == "OPTIONS":
             return await handler(request)
         try:
-            principal = await authenticator.authenticate(request.headers)
+            principal = await authenticator.authenticate_client(request.headers, request.remote)
+        except TooManyAuthFailures as exc:
+            return too_many_failures_response(exc, request.headers.get("Accept"))
         except AuthenticationFailed as exc:
             return unauthenticated_response(str(exc), request.headers.get("Accept"))
         if principal is not None:

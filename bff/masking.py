@@ -10,7 +10,9 @@ client gets one error for it (the first field's path) with ``extensions.affected
 the fields it nulled, instead of one copy per field.
 
 A query or mutation sent over a transport that runs only subscriptions (the legacy graphql-ws
-protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTED`` with a hint.
+protocol) is the client's mistake, not ours: it becomes ``OPERATION_NOT_SUPPORTED`` with a hint. So is
+an ``operationName`` the document does not define (WebSockets; HTTP refuses it before execution):
+``BAD_REQUEST``, which graphql-transport-ws turns into a 4400 close naming the operation.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from bff.errors import BFFError, DownstreamError
@@ -36,7 +38,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     """True when ``error`` wraps an exception that is neither one of ours nor the client's doing."""
     original = error.original_error
     return original is not None and not isinstance(
-        original, BFFError | GraphQLError | InvalidOperationTypeError
+        original, BFFError | GraphQLError | InvalidOperationTypeError | CannotGetOperationTypeError
     )
 
 
@@ -80,6 +82,8 @@ def collapse(errors: list[GraphQLError], *, suggestions: bool = True) -> list[Gr
         original = error.original_error
         if isinstance(original, InvalidOperationTypeError):
             error = _unsupported_operation(error, original)
+        elif isinstance(original, CannotGetOperationTypeError):
+            error = _unknown_operation(error, original)
         elif original is None and not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": _request_error_code(error)}
             if not suggestions:
@@ -127,6 +131,19 @@ def _request_error_code(error: GraphQLError) -> str:
     if error.message.startswith("Variable '$"):
         return "BAD_USER_INPUT"
     return "GRAPHQL_VALIDATION_FAILED"
+
+
+def _unknown_operation(error: GraphQLError, original: CannotGetOperationTypeError) -> GraphQLError:
+    # Keeps the original: Strawberry's graphql-transport-ws handler looks for it to close with 4400.
+    return GraphQLError(
+        message=original.as_http_error_reason(),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=original,
+        extensions={"code": "BAD_REQUEST"},
+    )
 
 
 def _unsupported_operation(error: GraphQLError, original: InvalidOperationTypeError) -> GraphQLError:

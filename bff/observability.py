@@ -3,18 +3,37 @@
 Strawberry logs every GraphQL error at ERROR with a traceback; for a public endpoint that turns
 every typo in a query into an alarm. :class:`QuietSchema` logs errors the client caused or that a
 downstream service caused at INFO/WARNING, and only unexpected exceptions at ERROR with traceback.
+
+Logs never repeat what a client sent: graphql-core's messages quote invalid values back (a password
+typed into the wrong variable would land in the log), and so does ``BAD_USER_INPUT``. Those errors
+are logged as their code (``GRAPHQL_PARSE_FAILED`` and ``GRAPHQL_VALIDATION_FAILED`` when graphql-core
+gives none) and where they are: the field path, or the document's ``line:column``.
+
+Strawberry's ``Schema.stream`` (WebSockets, SSE) does not catch errors raised by ``on_parse``
+extensions, as ``execute`` does: a syntax error or a document over the token or nesting limit
+(:mod:`bff.limits` parses in ``on_parse``) escaped to the transport with a traceback.
+:meth:`QuietSchema.stream` turns them into a first ``PreExecutionError`` result, as ``execute`` would.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
 
-from bff.errors import BFFError, DownstreamError
+from bff.errors import BadUserInput, BFFError, DownstreamError
 from bff.masking import is_unexpected
+
+if TYPE_CHECKING:
+    from strawberry.schema.schema import StreamResult
+    from strawberry.types.graphql import OperationType
 
 logger = logging.getLogger("bff")
 errors_logger = logging.getLogger("bff.errors")
@@ -30,13 +49,65 @@ def _request_id(execution_context: ExecutionContext | None) -> str:
     return str(getattr(context, "request_id", "-"))
 
 
+def _code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    if isinstance(error.original_error, CannotGetOperationTypeError):
+        return "BAD_REQUEST"
+    return "GRAPHQL_PARSE_FAILED" if isinstance(error, GraphQLSyntaxError) else "GRAPHQL_VALIDATION_FAILED"
+
+
+def _where(error: GraphQLError) -> str:
+    if error.path:
+        return ".".join(str(part) for part in error.path)
+    return ", ".join(f"{location.line}:{location.column}" for location in error.locations or ()) or "-"
+
+
+async def _parse_errors_as_results(results: StreamResult, request_id: str) -> StreamResult:
+    started = False
+    async with aclosing(results):
+        try:
+            async for result in results:
+                started = True
+                yield result
+        except GraphQLError as error:
+            if started:  # not a parse failure: those come before any result
+                raise
+            errors_logger.info("[request %s] %s at %s", request_id, _code(error), _where(error))
+            yield PreExecutionError(data=None, errors=[error])
+
+
 class QuietSchema(strawberry.Schema):
     """A ``strawberry.Schema`` whose error logging matches who caused the error."""
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Strawberry's ``stream``, with a document that fails to parse as its first result."""
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return _parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log each error once: unexpected ones with traceback, the rest as one line.
+        """Log each error once: unexpected ones with traceback, the rest as one line; the client's
+        own mistakes without their message (see the module docstring).
 
         Fields nulled by one failed downstream batch share its exception: it is logged once.
         """
@@ -54,6 +125,10 @@ class QuietSchema(strawberry.Schema):
                 )
             elif isinstance(original, DownstreamError):
                 errors_logger.warning("[request %s] %s: %s", request_id, original.code, error.message)
+            elif original is None or isinstance(
+                original, BadUserInput | GraphQLError | CannotGetOperationTypeError
+            ):
+                errors_logger.info("[request %s] %s at %s", request_id, _code(error), _where(error))
             elif isinstance(original, BFFError):
                 errors_logger.info("[request %s] %s: %s", request_id, original.code, error.message)
             else:

@@ -55,6 +55,15 @@ class RateLimiter:
                 return float(max(1, math.ceil(stats.reset_time - time.time())))
         return None
 
+    async def retry_after(self, key: str) -> float | None:
+        """Like :meth:`hit` without counting: ``None`` while ``key`` may be counted once more, else the
+        seconds until it may."""
+        for item in self.items:
+            if not await self._limiter.test(item, key):
+                stats = await self._limiter.get_window_stats(item, key)
+                return float(max(1, math.ceil(stats.reset_time - time.time())))
+        return None
+
     async def aclose(self) -> None:
         """Stop the storage's background work (the memory storage's expiry timer)."""
         timer = getattr(self.storage, "timer", None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AnyHttpUrl,
@@ -32,6 +32,9 @@ PREFIX = "BFF_"
 SERVICE_PREFIX = "BFF_SERVICE_"
 
 Milliseconds = Annotated[int, Field(gt=0, le=3_600_000)]
+
+MIN_HS256_SECRET_BYTES = 32
+"""RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
 
 
 def _comma_list(value: Any) -> Any:
@@ -141,7 +144,8 @@ class Settings(BaseModel):
     """Fields with customer data need a principal (``BFF_AUTH_REQUIRED``); when off, anonymous
     requests see everything (development only)."""
     jwt_hs256_secret: SecretStr | None = None
-    """Shared secret of HS256 bearer tokens (``BFF_JWT_HS256_SECRET``); unset: HS256 is refused."""
+    """Shared secret of HS256 bearer tokens (``BFF_JWT_HS256_SECRET``), at least 32 bytes in UTF-8
+    (RFC 7518 section 3.2; a shorter one stops start-up); unset: HS256 is refused."""
     jwt_jwks_file: Path | None = None
     """A JWKS (JSON) file with the RS256 public keys (``BFF_JWT_JWKS_FILE``)."""
     jwt_jwks_url: AnyHttpUrl | None = None
@@ -159,6 +163,11 @@ class Settings(BaseModel):
     forward_authorization: bool = True
     """Forward the client's ``Authorization`` header to downstream services
     (``BFF_FORWARD_AUTHORIZATION``)."""
+    auth_failure_limit: str = "10/minute"
+    """Failed authentications allowed per client IP, e.g. ``10/minute`` (``BFF_AUTH_FAILURE_LIMIT``,
+    the ``limits`` notation); past it, requests with credentials from that IP get 429 with
+    ``RATE_LIMITED`` and ``Retry-After`` (seconds) without being checked. Counted in the process;
+    behind a proxy all clients share its IP, and so share this limit."""
     rate_limit: str | None = None
     """Requests allowed per principal (or client IP when anonymous), e.g. ``100/minute``
     (``BFF_RATE_LIMIT``, the ``limits`` notation); unset: no rate limit."""
@@ -238,7 +247,15 @@ class Settings(BaseModel):
             return json.loads(value) if value.strip() else {}
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("jwt_hs256_secret")
+    @classmethod
+    def _hs256_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short HMAC key can be brute-forced offline from any one token it signed.
+        if value is not None and len(value.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518 section 3.2)")
+        return value
+
+    @field_validator("rate_limit", "auth_failure_limit")
     @classmethod
     def _rate_limit_notation(cls, value: str | None) -> str | None:
         if value is not None:
@@ -256,6 +273,11 @@ def _variable(prefix: str, loc: tuple[int | str, ...]) -> str:
     return prefix + "_".join(str(part) for part in loc).upper()
 
 
+def _holds_secret(annotation: Any) -> bool:
+    """Whether a field's type is or contains ``SecretStr``: its value must not appear in errors."""
+    return annotation is SecretStr or any(_holds_secret(arg) for arg in get_args(annotation))
+
+
 def _first_error(prefix: str, exc: ValidationError, raw: Mapping[str, Any]) -> SettingsError:
     error = exc.errors()[0]
     loc = tuple(error["loc"])
@@ -263,7 +285,9 @@ def _first_error(prefix: str, exc: ValidationError, raw: Mapping[str, Any]) -> S
     if error["type"] == "extra_forbidden":
         return SettingsError(f"{name}: unknown setting")
     value = raw.get(str(loc[0])) if loc else None
-    shown = "" if value is None else f" (got {value!r})"
+    field = Settings.model_fields.get(str(loc[0])) if loc else None
+    secret = field is not None and _holds_secret(field.annotation)
+    shown = "" if value is None or secret else f" (got {value!r})"
     return SettingsError(f"{name}: {error['msg']}{shown}")
 
 

@@ -4,6 +4,18 @@ WebSocket connections may authenticate in ``connection_init`` (:meth:`GraphQLVie
 the payload's ``Authorization`` or ``X-Api-Key`` (see :func:`bff.auth.connection_init_credentials`)
 replaces the HTTP upgrade's principal for every operation of the connection; bad credentials close
 a graphql-transport-ws connection with 4403 and answer ``connection_error`` on legacy graphql-ws.
+A second ``connection_init`` closes the connection with 4429 on both protocols (after a
+``connection_error`` on graphql-ws): the principal is set once per connection. A connection whose
+principal came from a token is closed when the token expires (its ``exp`` plus ``BFF_JWT_LEEWAY_MS``,
+when HTTP requests with it start failing): 4403 "Token expired", after a ``connection_error``
+(``UNAUTHENTICATED``) on graphql-ws. Clients reconnect with a fresh token.
+
+Frames that are not well-formed messages of the protocol (not JSON text, not an object with a string
+``type``, an operation without a string ``id`` or without a ``payload`` whose ``query`` is a non-empty
+string, ``variables`` or ``extensions`` not objects) close graphql-transport-ws with 4400 and the
+reason; on legacy graphql-ws, which has no such code, they get ``{"type": "error", "payload":
+{"message": ..., "extensions": {"code": "BAD_REQUEST"}}}`` and then the same 4400 close. Strawberry
+would otherwise fail on them with a traceback, or ignore them.
 """
 
 from __future__ import annotations
@@ -11,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
+from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -32,6 +46,7 @@ from bff.auth import (
     UNAUTHENTICATED,
     AuthenticationFailed,
     Authenticator,
+    TooManyAuthFailures,
     connection_init_credentials,
     principal_of,
 )
@@ -41,6 +56,7 @@ from bff.downstream import Call
 from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
 from bff.http_protocol import (
+    BAD_REQUEST,
     REQUEST_TOO_LARGE,
     RequestRefused,
     check_content_type,
@@ -53,11 +69,129 @@ from bff.idempotency import IDEMPOTENCY
 from bff.loaders import Loaders
 from bff.operation.budget import Budget
 from bff.operation.schema import OPERATION_EXTENSIONS
+from bff.rate_limit import RATE_LIMITED
 from bff.request_id import request_id_of
 from bff.settings import Settings
 from bff.stale import StaleLog
 
 logger = logging.getLogger("bff.view")
+
+MALFORMED_MESSAGE_CLOSE_CODE = 4400
+"""Close code of a connection that sent a malformed message (graphql-transport-ws's, on both protocols)."""
+TOKEN_EXPIRED_CLOSE_CODE = 4403
+"""Close code of a connection whose token expired (graphql-transport-ws's "Forbidden")."""
+TOKEN_EXPIRED_REASON = "Token expired"
+TOO_MANY_INITIALISATIONS_CLOSE_CODE = 4429
+"""Close code of a second ``connection_init`` (graphql-transport-ws's, on both protocols)."""
+MAX_CLOSE_REASON_BYTES = 123
+_LEGACY_CLIENT_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+
+
+class _Malformed:
+    """A frame that is not JSON text, passed to the protocol handler to refuse like other bad messages."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _WebSocketAdapter(AiohttpWebSocketAdapter):
+    """Strawberry's aiohttp adapter, yielding :class:`_Malformed` for frames it cannot decode.
+
+    Strawberry's raises for binary frames and skips non-JSON text on legacy graphql-ws, and lets
+    ``RecursionError`` (deeply nested JSON) escape with a traceback.
+    """
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        """Decoded text frames, and a :class:`_Malformed` for each frame that is not JSON text."""
+        async for ws_message in self.ws:
+            if ws_message.type == WSMsgType.TEXT:
+                try:
+                    decoded = self.view.decode_json(ws_message.data)
+                except (ValueError, RecursionError):
+                    decoded = _Malformed("WebSocket message must be valid JSON")
+                yield decoded
+            elif ws_message.type == WSMsgType.BINARY:
+                yield _Malformed("WebSocket message type must be text")
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``reason`` cut to the 123 bytes a close frame allows (RFC 6455 section 5.5).
+
+        Reasons may quote the client (an unknown message type, an operation name); a longer one
+        made aiohttp send an oversized control frame, which clients see as a protocol error (1002).
+        """
+        encoded = reason.encode()[:MAX_CLOSE_REASON_BYTES]
+        await self.ws.close(code=code, message=encoded.decode(errors="ignore").encode())
+
+
+def _operation_problem(message: Mapping[str, object]) -> str | None:
+    """What is wrong with an operation message (``subscribe`` or ``start``), or ``None``."""
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        return f"A {message['type']} message needs a non-empty string id"
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return f"A {message['type']} message needs a payload object"
+    extensions = payload.get("extensions")
+    by_hash = (
+        isinstance(extensions, dict) and "persistedQuery" in extensions and payload.get("query") in (None, "")
+    )
+    if not by_hash and (not isinstance(payload.get("query"), str) or not payload["query"]):
+        return f"A {message['type']} message needs a payload with a non-empty string query"
+    for name in ("variables", "extensions"):
+        if payload.get(name) is not None and not isinstance(payload[name], dict):
+            return f"payload.{name} must be an object or null"
+    if payload.get("operationName") is not None and not isinstance(payload["operationName"], str):
+        return "payload.operationName must be a string or null"
+    return None
+
+
+def _message_problem(message: object, *, legacy: bool) -> str | None:
+    """Why ``message`` is not a well-formed client message of the protocol, or ``None``.
+
+    Unknown types are left to Strawberry on graphql-transport-ws (it closes with 4400); legacy
+    graphql-ws would ignore them, so they are refused here.
+    """
+    if isinstance(message, _Malformed):
+        return message.reason
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "A message must be a JSON object with a string type"
+    kind = message["type"]
+    if legacy and kind not in _LEGACY_CLIENT_TYPES:
+        return f"Unknown message type: {kind[:50]}"
+    if kind in ("subscribe", "start"):
+        return _operation_problem(message)
+    if kind in ("complete", "stop") and (not isinstance(message.get("id"), str) or not message["id"]):
+        return f"A {kind} message needs a non-empty string id"
+    return None
+
+
+def _watch_expiry(context: Context, expire: Callable[[], Awaitable[None]]) -> asyncio.Task[None] | None:
+    """A task that runs ``expire`` once the connection's principal expires; ``None`` if it never does.
+
+    The deadline is the token's ``exp`` plus ``BFF_JWT_LEEWAY_MS``: the moment HTTP requests with the
+    same token start failing, so a reconnect with it would fail too.
+    """
+    principal = context.connection.principal if context.connection is not None else None
+    if principal is None or principal.expires_at is None:
+        return None
+    deadline = principal.expires_at + context.settings.jwt_leeway_ms / 1000
+
+    async def close_at_deadline() -> None:
+        await asyncio.sleep(max(0.0, deadline - time.time()))
+        logger.info("[request %s] token expired; closing the WebSocket", context.request_id)
+        with contextlib.suppress(WebSocketDisconnected):  # the client left first
+            await expire()
+
+    return asyncio.create_task(close_at_deadline(), name=f"bff-ws-expiry-{context.request_id}")
+
+
+async def _stop_watching(task: asyncio.Task[None] | None) -> None:
+    # As Strawberry does with its connection_init timeout task: cancel, then let it finish.
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _keep_connection_params(context: Context, payload: object) -> None:
@@ -83,10 +217,30 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`
     and each ``subscribe`` message's ``extensions`` for the operation pipeline."""
 
+    async def handle_message(self, message: transport_ws.Message) -> None:
+        """Close with 4400 on a malformed message; pass the others to Strawberry."""
+        problem = _message_problem(message, legacy=False)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
+    _expiry: asyncio.Task[None] | None = None
+
     async def handle_connection_init(self, message: transport_ws.ConnectionInitMessage) -> None:
-        """Keep the payload, then let Strawberry run the handshake."""
+        """Keep the payload, let Strawberry run the handshake, then watch the token's expiry."""
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = _watch_expiry(self.context, self._expire)
+
+    async def _expire(self) -> None:
+        await self.websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason=TOKEN_EXPIRED_REASON)
+
+    async def shutdown(self) -> None:
+        """Stop watching the token's expiry, then let Strawberry end the operations."""
+        await _stop_watching(self._expiry)
+        await super().shutdown()
 
     async def handle_subscribe(self, message: transport_ws.SubscribeMessage) -> None:
         """Start the operation's task with the message's ``extensions`` in its context."""
@@ -101,10 +255,53 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """Legacy graphql-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`
     and each ``start`` message's ``extensions`` for the operation pipeline."""
 
+    _initialised = False
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle_message(self, message: legacy_ws.OperationMessage) -> None:
+        """Answer a malformed message with ``error`` and close with 4400; pass the others to Strawberry."""
+        problem = _message_problem(message, legacy=True)
+        if problem is None:
+            await super().handle_message(message)
+            return
+        error: dict[str, object] = {
+            "type": "error",
+            "payload": {"message": problem, "extensions": {"code": BAD_REQUEST}},
+        }
+        raw: object = message  # typed as a protocol message; in fact whatever JSON the client sent
+        operation_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(operation_id, str):
+            error["id"] = operation_id
+        await self.websocket.send_json(error)
+        await self.websocket.close(code=MALFORMED_MESSAGE_CLOSE_CODE, reason=problem)
+
     async def handle_connection_init(self, message: legacy_ws.ConnectionInitMessage) -> None:
-        """Keep the payload, then let Strawberry run the handshake."""
+        """Keep the payload, then let Strawberry run the handshake; refuse a second one.
+
+        Strawberry would authenticate every ``connection_init`` and swap the connection's principal;
+        like graphql-transport-ws, a second one gets a 4429 close (after a ``connection_error``).
+        """
+        if self._initialised:
+            reason = "Too many initialisation requests"
+            error = {"message": reason, "extensions": {"code": BAD_REQUEST}}
+            await self.websocket.send_json({"type": "connection_error", "payload": error})
+            await self.websocket.close(code=TOO_MANY_INITIALISATIONS_CLOSE_CODE, reason=reason)
+            return
+        self._initialised = True
         _keep_connection_params(self.context, message.get("payload"))
         await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self._expiry = _watch_expiry(self.context, self._expire)
+
+    async def _expire(self) -> None:
+        error = {"message": "The token has expired.", "extensions": {"code": UNAUTHENTICATED}}
+        await self.websocket.send_json({"type": "connection_error", "payload": error})
+        await self.websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason=TOKEN_EXPIRED_REASON)
+
+    async def cleanup(self) -> None:
+        """Stop watching the token's expiry, then let Strawberry end the operations."""
+        await _stop_watching(self._expiry)
+        await super().cleanup()
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -132,6 +329,7 @@ class GraphQLView(StrawberryView[Context, None]):
 
     graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
+    websocket_adapter_class = _WebSocketAdapter
 
     def __init__(
         self,
@@ -275,14 +473,23 @@ class GraphQLView(StrawberryView[Context, None]):
         The principal they prove replaces the HTTP upgrade's for the connection's operations; without
         credentials the upgrade's stays. Bad credentials raise ``ConnectionRejectionError`` with an
         ``UNAUTHENTICATED`` payload: Strawberry closes graphql-transport-ws with 4403 and answers
-        ``connection_error`` on legacy graphql-ws.
+        ``connection_error`` on legacy graphql-ws. So do credentials from an IP past
+        ``BFF_AUTH_FAILURE_LIMIT``, unchecked, with ``RATE_LIMITED`` and ``retryAfter`` (seconds).
         """
         connection = context.connection
         if connection is None:
             return UnsetType()
+        client = context.request.remote
         try:
             credentials = connection_init_credentials(connection.params)
-            principal = await self._authenticator.authenticate(credentials) if credentials else None
+            principal = (
+                await self._authenticator.authenticate_client(credentials, client) if credentials else None
+            )
+        except TooManyAuthFailures as exc:
+            logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
+            raise ConnectionRejectionError(
+                {"message": str(exc), "extensions": {"code": RATE_LIMITED, "retryAfter": exc.retry_after}}
+            ) from None
         except AuthenticationFailed as exc:
             logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
             raise ConnectionRejectionError(

@@ -10,6 +10,8 @@ What a delivery goes through, in order; the body is not parsed before its signat
     no secret configured             503 WEBHOOKS_NOT_CONFIGURED
     body over the limit              413 WEBHOOK_TOO_LARGE
     a webhook-* header missing       401 WEBHOOK_SIGNATURE_MISSING
+    webhook-id not 1-256 printable   400 WEBHOOK_ID_INVALID               (ASCII, no spaces)
+    timestamp not 1-15 ASCII digits  400 WEBHOOK_TIMESTAMP_INVALID        (unix time in seconds)
     timestamp not within tolerance   401 WEBHOOK_TIMESTAMP_OUT_OF_RANGE   (replays of old deliveries)
     no secret matches the signature  401 WEBHOOK_SIGNATURE_INVALID
     the handler refuses the body     400 WEBHOOK_MALFORMED (or the handler's code)
@@ -36,6 +38,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +64,10 @@ __all__ = [
 logger = logging.getLogger("bff.webhooks")
 
 _REQUIRED_HEADERS: Final = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_WEBHOOK_ID: Final = re.compile(r"[\x21-\x7e]{1,256}")
+"""Ids are kept in the idempotency store for a day: bounded, and printable so they log safely."""
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,15}")
+"""ASCII digits only: ``str.isdigit`` accepts "²", which ``int`` refuses; 15 digits fit a float."""
 _DRAIN_TIMEOUT_S: Final = 5.0
 
 
@@ -104,15 +111,25 @@ class WebhookVerifier:
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
         """Return the ``webhook-id`` of a delivery whose signature and timestamp check out.
 
-        Raises :class:`WebhookRejected` (401) otherwise.
+        Raises :class:`WebhookRejected` otherwise: 401 for a header missing, a timestamp out of
+        tolerance or no matching signature; 400 (``WEBHOOK_ID_INVALID``, ``WEBHOOK_TIMESTAMP_INVALID``)
+        for a malformed ``webhook-id`` or ``webhook-timestamp``, before any signature is computed.
         """
         lowered = {name.lower(): value for name, value in headers.items()}
         if not all(lowered.get(name) for name in _REQUIRED_HEADERS):
             raise WebhookRejected(
                 401, "WEBHOOK_SIGNATURE_MISSING", f"headers {', '.join(_REQUIRED_HEADERS)} are required"
             )
+        if not _WEBHOOK_ID.fullmatch(lowered["webhook-id"]):
+            raise WebhookRejected(
+                400, "WEBHOOK_ID_INVALID", "webhook-id must be 1-256 printable ASCII characters, no spaces"
+            )
         timestamp = lowered["webhook-timestamp"]
-        if not timestamp.isdigit() or abs(self._clock() - int(timestamp)) > self.tolerance_s:
+        if not _TIMESTAMP.fullmatch(timestamp):
+            raise WebhookRejected(
+                400, "WEBHOOK_TIMESTAMP_INVALID", "webhook-timestamp must be a unix time in whole seconds"
+            )
+        if abs(self._clock() - int(timestamp)) > self.tolerance_s:
             raise WebhookRejected(
                 401,
                 "WEBHOOK_TIMESTAMP_OUT_OF_RANGE",

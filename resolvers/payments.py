@@ -4,7 +4,8 @@ The charge comes back ``PENDING``; the payments service settles it later and tel
 (:func:`charge_events`, behind the kit's :mod:`bff.webhooks`), which publishes ``charge.succeeded``
 or ``charge.failed``. The idempotency key
 is claimed here and also sent to the payments service as ``Idempotency-Key``, so even a retry the BFF
-does not remember (after a restart) charges once.
+does not remember (after a restart) charges once. Keys are per principal, and a replay checks again
+that the principal may see the charge's invoice.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bff.graph.writes import (
     check_idempotency_key,
     fingerprint,
     fresh_call,
+    idempotency_scope,
     publish,
     run_once,
 )
@@ -81,7 +83,9 @@ async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) ->
     User errors: bad id or key, ``INVOICE_NOT_FOUND``, ``INVOICE_ALREADY_PAID`` (the payments service
     has a pending or successful charge for it), ``IDEMPOTENCY_KEY_REUSED``. Raises a
     :class:`~bff.errors.DownstreamError` when a service fails (nothing was charged, or the retry with
-    the same key returns the charge that was made).
+    the same key returns the charge that was made), and ``FORBIDDEN`` when the invoice, or the
+    replayed charge's invoice, is another customer's. The key is the principal's own: another
+    principal's equal key is a different request.
     """
     errors = [
         error
@@ -93,7 +97,7 @@ async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) ->
     ]
     if errors:
         return MutationResult(user_errors=errors)
-    key = f"payInvoice:{invoice_id}:{idempotency_key}"
+    key = f"payInvoice:{idempotency_scope(ctx)}:{invoice_id}:{idempotency_key}"
     return await run_once(
         ctx,
         key,
@@ -101,8 +105,17 @@ async def pay_invoice(ctx: Context, *, invoice_id: str, idempotency_key: str) ->
         key_field=("input", "idempotencyKey"),
         work=lambda: _pay(ctx, invoice_id, key),
         remember=lambda record: {"chargeId": str(record["id"])},
-        replay=lambda remembered: charge(ctx, str(remembered["chargeId"])),
+        replay=lambda remembered: _replay(ctx, str(remembered["chargeId"])),
     )
+
+
+async def _replay(ctx: Context, charge_id: str) -> Record | None:
+    # The principal's scope and their access may differ from the first time (a token naming
+    # another customer): check the access again before showing the charge.
+    record = await charge(ctx, charge_id)
+    invoice = None if record is None else await invoices.get(ctx, str(record.get("invoiceId")))
+    check_customer_access(ctx, None if invoice is None else str(invoice.get("customerId")))
+    return record
 
 
 async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:

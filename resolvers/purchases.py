@@ -4,6 +4,7 @@ The steps, and what happens when one fails::
 
     check the input                      user errors, nothing called
     claim the idempotency key            a replay returns the first invoice; nothing is created
+                                         (keys are per principal; FORBIDDEN if not theirs now)
     load the customer and the tracks     unknown ones are user errors; nothing created
     POST /invoices (total computed)      failure: look the invoice up by its purchase key, delete it
     POST /invoiceLines, one per track    failure: delete the lines and the invoice (compensation)
@@ -35,10 +36,12 @@ from bff.graph.writes import (
     check_idempotency_key,
     fingerprint,
     fresh_call,
+    idempotency_scope,
     publish,
     run_once,
 )
 from bff.loaders import Record
+from bff_chinook.resolvers.access import check_customer_access
 from bff_chinook.resolvers.errors import UserErrorCode
 from bff_chinook.resolvers.resources import customers, invoice_lines, invoices, tracks
 from bff_chinook.resolvers.topics import INVOICE_CREATED
@@ -92,14 +95,15 @@ async def purchase_tracks(
     """Buy ``track_ids`` for ``customer_id`` once per ``idempotency_key`` (see the module docstring).
 
     Returns the invoice record, or user errors. Raises a :class:`~bff.errors.DownstreamError` when a
-    service fails before anything was created, and :class:`~resolvers.writes.MutationFailed` after.
+    service fails before anything was created, :class:`~resolvers.writes.MutationFailed` after, and
+    ``FORBIDDEN`` when a replayed invoice is not one the principal may see.
     """
     errors = _check_input(
         customer_id, track_ids, idempotency_key, max_tracks=ctx.settings.purchase_max_tracks
     )
     if errors:
         return MutationResult(user_errors=errors)
-    key = f"purchaseTracks:{customer_id}:{idempotency_key}"
+    key = f"purchaseTracks:{idempotency_scope(ctx)}:{customer_id}:{idempotency_key}"
     digest = fingerprint({"customerId": customer_id, "trackIds": track_ids})
     return await run_once(
         ctx,
@@ -108,8 +112,15 @@ async def purchase_tracks(
         key_field=("input", "idempotencyKey"),
         work=lambda: _purchase(ctx, customer_id, track_ids, key),
         remember=lambda record: {"invoiceId": str(record["id"])},
-        replay=lambda remembered: invoices.get(ctx, str(remembered["invoiceId"])),
+        replay=lambda remembered: _replay(ctx, str(remembered["invoiceId"])),
     )
+
+
+async def _replay(ctx: Context, invoice_id: str) -> Record | None:
+    # Checked again on every replay, not only when the key was first claimed.
+    invoice = await invoices.get(ctx, invoice_id)
+    check_customer_access(ctx, None if invoice is None else str(invoice.get("customerId")))
+    return invoice
 
 
 async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: str) -> MutationResult:

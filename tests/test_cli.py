@@ -82,3 +82,21 @@ def test_schema_prints_sdl() -> None:
         "totalCount: Int!",
     ):
         assert field in result.stdout
+
+
+def test_short_hs256_secret_exits_2_without_showing_it() -> None:
+    """An HS256 secret under 32 bytes (RFC 7518 §3.2) stops `bff serve` with exit 2, naming the
+    variable but not the secret."""
+    secret = "s" * 31
+    result = subprocess.run(
+        [*BFF, "serve"],
+        env=clean_env(BFF_JWT_HS256_SECRET=secret),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "BFF_JWT_HS256_SECRET" in line
+    assert "32 bytes" in line
+    assert secret not in result.stderr

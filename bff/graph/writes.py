@@ -38,6 +38,7 @@ __all__ = [
     "claim",
     "fingerprint",
     "fresh_call",
+    "idempotency_scope",
     "publish",
     "run_once",
     "store",
@@ -120,6 +121,18 @@ def as_ref(value: str) -> int | str:
 def fingerprint(payload: Mapping[str, Any]) -> str:
     """A stable hash of a mutation's input, to tell a replay from a different request with the same key."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def idempotency_scope(ctx: Context) -> str:
+    """Whose idempotency keys a mutation claims: a digest of the principal, ``anonymous`` without one.
+
+    Keys are per principal, so one client's key never replays another client's result. A digest,
+    because the scoped key also goes downstream (``Idempotency-Key``, ``purchaseKey``), and a JWT
+    subject may be an email address.
+    """
+    if ctx.principal is None:
+        return "anonymous"
+    return hashlib.sha256(ctx.principal.rate_limit_key.encode()).hexdigest()[:16]
 
 
 def store(ctx: Context) -> IdempotencyStore:

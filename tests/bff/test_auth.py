@@ -68,11 +68,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_valid_hs256_token_gives_the_principal() -> None:
-    """A valid HS256 token yields its customer principal, keeping the header to forward."""
-    token = jwt.encode(claims(), SECRET, algorithm="HS256")
+    """A valid HS256 token yields its customer principal, keeping the header to forward and its exp."""
+    body = claims()
+    token = jwt.encode(body, SECRET, algorithm="HS256")
     principal = await authenticator(BFF_JWT_HS256_SECRET=SECRET).authenticate(bearer(token))
     assert principal is not None
-    assert (principal.subject, principal.via) == ("user-12", "jwt")
+    assert (principal.subject, principal.via, principal.expires_at) == ("user-12", "jwt", body["exp"])
     assert principal.authorization == f"Bearer {token}"
     assert principal.claim("customer_id") == "12"
 

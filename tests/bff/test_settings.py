@@ -55,3 +55,12 @@ def test_bad_settings_name_the_variable(environ: dict[str, str], variable: str) 
     message = str(caught.value)
     assert message.startswith(variable)
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("secret", ["x", "s" * 31, "\u00e9" * 15])
+def test_hs256_secret_shorter_than_32_bytes_is_refused(secret: str) -> None:
+    """An HS256 secret under 32 bytes (UTF-8) is refused by name, without echoing it; 32 bytes pass."""
+    with pytest.raises(SettingsError, match=r"^BFF_JWT_HS256_SECRET: .*32 bytes") as caught:
+        chinook_settings({"BFF_JWT_HS256_SECRET": secret})
+    assert secret not in str(caught.value)
+    assert chinook_settings({"BFF_JWT_HS256_SECRET": "\u00e9" * 16}).jwt_hs256_secret is not None

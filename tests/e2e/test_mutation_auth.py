@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.live import Live, run_live
-from tests.support.tokens import SECRET, customer, employee
+from tests.support.tokens import SECRET, customer, employee, token
 
 ALICE, BOB = "21", "22"
 PURCHASE = """
@@ -91,3 +91,42 @@ async def test_anonymous_changes_need_sign_in(live: Live) -> None:
         live, 'mutation { createPlaylist(input: {name: "Mine"}) { playlist { id } } }', {}, customer(ALICE)
     )
     assert signed_in["data"]["createPlaylist"]["playlist"]["id"]
+
+
+async def test_another_customers_idempotency_key_replays_nothing(live: Live) -> None:
+    """Alice sending Bob's idempotency key for Bob's invoice gets FORBIDDEN, not Bob's charge."""
+    bobs = await live.mutate(PURCHASE, {"customerId": BOB, "key": uuid.uuid4().hex}, authorization=employee())
+    invoice_id = bobs["purchaseTracks"]["invoice"]["id"]
+    key = uuid.uuid4().hex
+    paid = await post(live, PAY, {"invoiceId": invoice_id, "key": key}, customer(BOB))
+    assert paid["data"]["payInvoice"]["payment"]["status"] == "PENDING"
+    replayed = await post(live, PAY, {"invoiceId": invoice_id, "key": key}, customer(ALICE))
+    assert code_of(replayed) == "FORBIDDEN"
+    assert replayed["data"] == {"payInvoice": None}
+
+
+async def test_idempotency_keys_are_per_principal(live: Live) -> None:
+    """One key from two principals is two requests: Alice's purchase does not replay the employee's."""
+    key = uuid.uuid4().hex
+    by_staff = await live.mutate(PURCHASE, {"customerId": ALICE, "key": key}, authorization=employee())
+    by_alice = await live.mutate(PURCHASE, {"customerId": ALICE, "key": key}, authorization=customer(ALICE))
+    again = await live.mutate(PURCHASE, {"customerId": ALICE, "key": key}, authorization=customer(ALICE))
+    staff_invoice = by_staff["purchaseTracks"]["invoice"]["id"]
+    alice_invoice = by_alice["purchaseTracks"]["invoice"]["id"]
+    assert staff_invoice != alice_invoice
+    assert again["purchaseTracks"]["invoice"]["id"] == alice_invoice
+
+
+async def test_replays_check_ownership_again(live: Live) -> None:
+    """A replay is FORBIDDEN when the principal may no longer see the invoice (its token now names
+    another customer), though the key and subject are the same."""
+    bobs = await live.mutate(PURCHASE, {"customerId": BOB, "key": uuid.uuid4().hex}, authorization=employee())
+    invoice_id = bobs["purchaseTracks"]["invoice"]["id"]
+    key = uuid.uuid4().hex
+    as_bob = f"Bearer {token(sub='shared-login', customer_id=BOB)}"
+    as_alice = f"Bearer {token(sub='shared-login', customer_id=ALICE)}"
+    paid = await post(live, PAY, {"invoiceId": invoice_id, "key": key}, as_bob)
+    assert paid["data"]["payInvoice"]["payment"]["status"] == "PENDING"
+    replayed = await post(live, PAY, {"invoiceId": invoice_id, "key": key}, as_alice)
+    assert code_of(replayed) == "FORBIDDEN"
+    assert replayed["data"] == {"payInvoice": None}

@@ -55,9 +55,9 @@ async def purchase(live: Live, customer_id: str, track_ids: list[str], key: str)
 
 
 async def invoices_with_key(live: Live, customer_id: str, key: str) -> list[dict[str, Any]]:
-    """The sales service's invoices made for one idempotency key."""
+    """The sales service's invoices made for one idempotency key (sent anonymously)."""
     found: list[dict[str, Any]] = await live.records(
-        "sales", f"/invoices?purchaseKey=purchaseTracks:{customer_id}:{key}"
+        "sales", f"/invoices?purchaseKey=purchaseTracks:anonymous:{customer_id}:{key}"
     )
     return found
 

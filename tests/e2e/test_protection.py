@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -343,6 +345,41 @@ async def test_rate_limit_weighted_by_cost(demo_services: dict[str, str]) -> Non
         query = "{ tracks(first: 50) { edges { node { album { id } } } } }"  # costs 51
         statuses = [(await post(stack, {"query": query})).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
+
+
+async def test_failed_credentials_are_throttled_per_client_ip(demo_services: dict[str, str]) -> None:
+    """After 10 failed authentications (the default BFF_AUTH_FAILURE_LIMIT) requests with credentials
+    from that IP get 429 RATE_LIMITED with Retry-After, good ones too; anonymous ones still run."""
+    keys = {hashlib.sha256(b"alice").hexdigest(): "employee:alice"}
+    async with run_bff("auth-failures", demo_services, BFF_API_KEYS=json.dumps(keys)) as stack:
+        started = time.monotonic()
+        responses = await asyncio.gather(
+            *(post(stack, {"query": HEALTHY_QUERY}, x_api_key=f"guess-{n}") for n in range(100))
+        )
+        assert time.monotonic() - started < 5
+        assert Counter(response.status_code for response in responses) == {401: 10, 429: 90}
+        limited = next(response for response in responses if response.status_code == 429)
+        assert codes(limited.json()) == ["RATE_LIMITED"]
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert limited.json()["errors"][0]["extensions"]["retryAfter"] == int(limited.headers["Retry-After"])
+        good = await post(stack, {"query": HEALTHY_QUERY}, x_api_key="alice")
+        assert (good.status_code, codes(good.json())) == (429, ["RATE_LIMITED"])
+        token_too = await post(stack, {"query": HEALTHY_QUERY}, authorization="Bearer x.y.z")
+        assert token_too.status_code == 429
+        await assert_serving(stack)
+
+
+async def test_auth_failure_limit_is_a_setting(demo_services: dict[str, str]) -> None:
+    """BFF_AUTH_FAILURE_LIMIT sets how many failures an IP may have; good credentials count nothing."""
+    keys = {hashlib.sha256(b"alice").hexdigest(): "employee:alice"}
+    env = {"BFF_AUTH_FAILURE_LIMIT": "2/minute", "BFF_API_KEYS": json.dumps(keys)}
+    async with run_bff("auth-failure-limit", demo_services, **env) as stack:
+        for _ in range(5):
+            assert (await post(stack, {"query": HEALTHY_QUERY}, x_api_key="alice")).status_code == 200
+        statuses = [
+            (await post(stack, {"query": HEALTHY_QUERY}, x_api_key="bad")).status_code for _ in range(3)
+        ]
+        assert statuses == [401, 401, 429]
 
 
 # Persisted queries --------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ async def live() -> AsyncIterator[Live]:
         BFF_JWT_HS256_SECRET=SECRET,
         BFF_AUTH_REQUIRED="true",
         BFF_API_KEYS=json.dumps(api_keys),
+        BFF_AUTH_FAILURE_LIMIT="1000/minute",  # these tests fail to authenticate on purpose
     ) as running:
         yield running
 
@@ -304,3 +305,43 @@ async def test_connection_init_authorization_is_forwarded_downstream(protocol: s
         assert seen == [EMPLOYEE]
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_failed_connection_init_credentials_are_throttled_per_client_ip(
+    demo_services: dict[str, str], protocol: str
+) -> None:
+    """After BFF_AUTH_FAILURE_LIMIT failures from one IP, connection_init with credentials is refused
+    like bad credentials (4403, or connection_error with RATE_LIMITED) without checking them."""
+    api_keys = {hashlib.sha256(API_KEY.encode()).hexdigest(): f"customer:{ALICE}"}
+    env = {"BFF_API_KEYS": json.dumps(api_keys), "BFF_AUTH_FAILURE_LIMIT": "2/minute"}
+    async with run_bff("ws-auth-failures", demo_services, **env) as stack:
+        url = stack.graphql_url.replace("http://", "ws://", 1)
+
+        def client(payload: dict[str, Any]) -> Client:
+            transport = WebsocketsTransport(
+                url=url, subprotocols=[protocol], init_payload=payload, close_timeout=2
+            )
+            return Client(transport=transport, fetch_schema_from_transport=False)
+
+        async def refusal(payload: dict[str, Any]) -> str:
+            with pytest.raises((TransportConnectionFailed, TransportServerError)) as caught:
+                async with client(payload):
+                    pass
+            if protocol == TRANSPORT_WS:
+                closed = caught.value.__cause__
+                assert isinstance(closed, websockets.ConnectionClosed)
+                assert closed.rcvd is not None
+                assert (closed.rcvd.code, closed.rcvd.reason) == (4403, "Forbidden")
+                return "4403"
+            return str(caught.value)
+
+        async with client({"X-Api-Key": API_KEY}):
+            pass  # good credentials count no failure
+        for _ in range(2):
+            assert "RATE_LIMITED" not in await refusal({"X-Api-Key": "a-guess"})
+        refused = await refusal({"X-Api-Key": API_KEY})  # the right key, no longer checked
+        if protocol == LEGACY_WS:
+            assert "RATE_LIMITED" in refused
+        async with client({}):
+            pass  # anonymous connections still open

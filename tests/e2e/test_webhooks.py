@@ -7,7 +7,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +50,7 @@ def signed(
     return signed_headers(Webhook(secret), msg_id or f"msg_{uuid.uuid4().hex}", body.decode(), moment)
 
 
-async def deliver(live: Live, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+async def deliver(live: Live, body: bytes, headers: Mapping[str, str | bytes]) -> tuple[int, dict[str, Any]]:
     """POST a delivery to the BFF's webhook endpoint; returns the status and the JSON answer."""
     response = await live.stack.http.post(live.webhook_url, content=body, headers=headers)
     assert response.headers["content-type"].startswith("application/json")
@@ -129,7 +129,7 @@ async def test_duplicate_webhook_id_is_processed_once(live: Live) -> None:
         ("wrong secret", 401, "WEBHOOK_SIGNATURE_INVALID"),
         ("old timestamp", 401, "WEBHOOK_TIMESTAMP_OUT_OF_RANGE"),
         ("future timestamp", 401, "WEBHOOK_TIMESTAMP_OUT_OF_RANGE"),
-        ("garbage timestamp", 401, "WEBHOOK_TIMESTAMP_OUT_OF_RANGE"),
+        ("garbage timestamp", 400, "WEBHOOK_TIMESTAMP_INVALID"),
         ("signature without version", 401, "WEBHOOK_SIGNATURE_INVALID"),
         ("no webhook-id", 401, "WEBHOOK_SIGNATURE_MISSING"),
         ("no webhook-timestamp", 401, "WEBHOOK_SIGNATURE_MISSING"),
@@ -194,6 +194,60 @@ async def test_webhook_id_reused_with_another_body(live: Live) -> None:
     assert (await deliver(live, first, signed(first, msg_id=msg_id)))[0] == 202
     status, answer = await deliver(live, second, signed(second, msg_id=msg_id))
     assert (status, answer["error"]["code"]) == (409, "WEBHOOK_ID_REUSED")
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "code"),
+    [
+        ("webhook-timestamp", "\u00b2".encode(), "WEBHOOK_TIMESTAMP_INVALID"),  # isdigit(), yet not int()
+        ("webhook-timestamp", b"9" * 400, "WEBHOOK_TIMESTAMP_INVALID"),  # an int too large for a float
+        ("webhook-timestamp", "\u0661\u0667".encode(), "WEBHOOK_TIMESTAMP_INVALID"),  # Arabic-Indic digits
+        ("webhook-timestamp", b"-1", "WEBHOOK_TIMESTAMP_INVALID"),
+        ("webhook-timestamp", b"1.7e9", "WEBHOOK_TIMESTAMP_INVALID"),
+        ("webhook-id", b"m" * 257, "WEBHOOK_ID_INVALID"),
+        ("webhook-id", b"m" * 8000, "WEBHOOK_ID_INVALID"),
+        ("webhook-id", "msg_\u00e9".encode(), "WEBHOOK_ID_INVALID"),
+        ("webhook-id", b"msg 1", "WEBHOOK_ID_INVALID"),
+    ],
+    ids=["superscript", "400-nines", "arabic", "negative", "float", "257", "8000", "non-ascii", "space"],
+)
+async def test_malformed_headers_are_400_before_the_signature_is_checked(
+    live: Live, header: str, value: bytes, code: str
+) -> None:
+    """A timestamp that is not ASCII digits, or an id that is not 1-256 printable ASCII characters, is
+    400 with its code whether or not the signature matches, and the endpoint keeps serving."""
+    body = charge_body(charge_id=109)
+    at = time.time()
+    msg_id = value.decode() if header == "webhook-id" else f"msg_{uuid.uuid4().hex}"
+    headers: dict[str, str | bytes] = {**signed(body, msg_id=msg_id, at=at), header: value}
+    status, answer = await deliver(live, body, headers)
+    assert (status, answer["error"]["code"]) == (400, code)
+    assert header in answer["error"]["message"]
+    good = charge_body(charge_id=110)
+    assert (await deliver(live, good, signed(good)))[0] == 202
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [b"v1,", b",", b"v1,a,b", "v1,\u00e9".encode(), b"v1," + b"A" * 6000, b" ".join([b"v1,x"] * 1500)],
+    ids=["empty", "comma", "two-commas", "non-ascii", "long", "many"],
+)
+async def test_garbage_signatures_are_401(live: Live, signature: bytes) -> None:
+    """A webhook-signature that is not a list of ``v1,<base64>`` is refused as not matching, never 500."""
+    body = charge_body(charge_id=111)
+    headers: dict[str, str | bytes] = {**signed(body), "webhook-signature": signature}
+    status, answer = await deliver(live, body, headers)
+    assert (status, answer["error"]["code"]) == (401, "WEBHOOK_SIGNATURE_INVALID")
+
+
+async def test_header_over_the_server_limit_is_400(live: Live) -> None:
+    """A webhook-id longer than aiohttp's 8190-byte header limit is refused with 400 by the HTTP parser."""
+    body = charge_body(charge_id=112)
+    headers = signed(body, msg_id="m" * 10_000)
+    response = await live.stack.http.post(live.webhook_url, content=body, headers=headers)
+    assert response.status_code == 400
+    good = charge_body(charge_id=113)
+    assert (await deliver(live, good, signed(good)))[0] == 202
 
 
 async def test_oversized_body_is_refused(live: Live) -> None:
