@@ -145,14 +145,23 @@ def _bound_address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]
     return settings.host, settings.port
 
 
+def _app_reference(option: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The app to serve and where it was named: ``--app``, ``BFF_APP`` or the default."""
+    if option:
+        return option, "--app"
+    if environ.get("BFF_APP"):
+        return environ["BFF_APP"], "BFF_APP"
+    return DEFAULT_APP, "default app"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bff`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    reference = args.app or os.environ.get("BFF_APP") or DEFAULT_APP
+    reference, source = _app_reference(args.app, os.environ)
     try:
         app = load_app(reference)
     except AppLoadError as exc:
-        print(f"bff: bad app: {exc}", file=sys.stderr)
+        print(f"bff: bad app ({source}): {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     try:
         overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+import textwrap
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +19,26 @@ from bff_chinook.demo.server import start_services
 
 BFF = [sys.executable, "-m", "bff.cli"]
 START_TIMEOUT_S = 30.0
+ARTIST_QUERY = {"query": '{ artist(id: "1") { name } }'}
+DEMO_SERVICES = ("CUSTOMERS", "CATALOG", "SALES", "PLAYLISTS", "PAYMENTS")
+SERVICE_LINE = re.compile(r"BFF_SERVICE_(?P<name>[A-Z]+)_URL=(?P<url>http://127\.0\.0\.1:(?P<port>\d+))")
+HELLO_APP = textwrap.dedent(
+    """
+    import strawberry
+
+    import bff
+
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def hello(self) -> str:
+            return "world"
+
+
+    app = bff.App(name="hello", query=Query, services={})
+    """
+)
 
 
 @pytest.fixture
@@ -33,12 +56,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def start(args: list[str], env: Mapping[str, str]) -> tuple[asyncio.subprocess.Process, str]:
-    """Start ``bff ARGS`` and return the process and the GraphiQL URL it prints when ready."""
+async def start_lines(
+    args: list[str], env: Mapping[str, str], *, ready: Callable[[list[str]], bool], cwd: Path | None = None
+) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """Start ``bff ARGS`` and return the process and its stdout lines once ``ready(lines)`` is true."""
     process = await asyncio.create_subprocess_exec(
-        *BFF, *args, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *BFF, *args, env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert process.stdout is not None
+    lines: list[str] = []
     try:
         async with asyncio.timeout(START_TIMEOUT_S):
             while True:
@@ -46,12 +72,31 @@ async def start(args: list[str], env: Mapping[str, str]) -> tuple[asyncio.subpro
                 if not line:
                     stderr = await process.stderr.read() if process.stderr else b""
                     pytest.fail(f"bff exited before it was ready: {stderr.decode()[-2000:]}")
-                if line.startswith("GraphiQL: "):
-                    return process, line.removeprefix("GraphiQL: ").strip()
+                lines.append(line.rstrip("\n"))
+                if ready(lines):
+                    return process, lines
     except BaseException:
         process.kill()
         await process.wait()
         raise
+
+
+async def start(
+    args: list[str], env: Mapping[str, str], *, cwd: Path | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``bff ARGS`` and return the process and the GraphiQL URL it prints when ready."""
+    process, lines = await start_lines(
+        args, env, ready=lambda lines: lines[-1].startswith("GraphiQL: "), cwd=cwd
+    )
+    return process, lines[-1].removeprefix("GraphiQL: ").strip()
+
+
+async def post(url: str, body: dict[str, str]) -> dict[str, object]:
+    """POST a GraphQL request to ``url`` and return the decoded answer."""
+    async with httpx.AsyncClient() as client:
+        response = await client.post(url, json=body)
+    result: dict[str, object] = response.json()
+    return result
 
 
 async def stop(process: asyncio.subprocess.Process) -> int:
@@ -131,3 +176,115 @@ def test_schema_prints_sdl() -> None:
         "totalCount: Int!",
     ):
         assert field in result.stdout
+
+
+async def test_two_demos_run_side_by_side() -> None:
+    """Two `bff demo --port 0` put their services and BFFs on free ports, so both run and answer at once."""
+    (first, first_url), (second, second_url) = await asyncio.gather(
+        start(["demo", "--port", "0"], clean_env()), start(["demo", "--port", "0"], clean_env())
+    )
+    try:
+        assert first_url != second_url
+        answers = await asyncio.gather(post(first_url, ARTIST_QUERY), post(second_url, ARTIST_QUERY))
+        assert answers == [{"data": {"artist": {"name": "AC/DC"}}}] * 2
+    finally:
+        codes = await asyncio.gather(stop(first), stop(second))
+    assert codes == [0, 0]
+
+
+async def test_demo_services_lines_are_the_environment_of_serve() -> None:
+    """`bff demo-services --free-ports` prints one BFF_SERVICE_<NAME>_URL line per service; a `bff serve`
+    given exactly those lines as its environment answers from those services."""
+    services, lines = await start_lines(
+        ["demo-services", "--free-ports"], clean_env(), ready=lambda lines: len(lines) == len(DEMO_SERVICES)
+    )
+    try:
+        matches = [SERVICE_LINE.fullmatch(line) for line in lines]
+        assert all(matches), lines
+        found = {m["name"]: m for m in matches if m}
+        assert sorted(found) == sorted(DEMO_SERVICES)
+        assert len({m["port"] for m in found.values()}) == len(DEMO_SERVICES)
+        env = clean_env(**dict(line.split("=", 1) for line in lines))
+        process, url = await start(["serve", "--port", "0"], env)
+        try:
+            assert await post(url, ARTIST_QUERY) == {"data": {"artist": {"name": "AC/DC"}}}
+        finally:
+            assert await stop(process) == 0
+    finally:
+        code = await stop(services)
+    assert code == 0
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "demo-services", "schema"])
+def test_unknown_app_exits_2_with_one_line(command: str) -> None:
+    """Every command given `--app nope:app` exits 2 with one stderr line naming the option and module."""
+    result = subprocess.run(
+        [*BFF, command, "--app", "nope:app"], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--app" in lines[0]
+    assert "'nope'" in lines[0]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("raise RuntimeError('no database')", "RuntimeError: no database"),
+        ("app = 42", "is not a bff.App (got int)"),
+        ("", "has no attribute 'app'"),
+    ],
+)
+def test_broken_app_exits_2_with_one_line(tmp_path: Path, source: str, reason: str) -> None:
+    """An app module that fails on import, or lacks a bff.App, gives one line naming BFF_APP and why."""
+    (tmp_path / "broken_app.py").write_text(source + "\n")
+    result = subprocess.run(
+        [*BFF, "schema"],
+        env=clean_env(BFF_APP="broken_app:app"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "BFF_APP" in lines[0]
+    assert reason in lines[0]
+
+
+def test_bff_app_names_the_app_and_the_option_wins(tmp_path: Path) -> None:
+    """BFF_APP selects the app (found in the working directory); `--app` wins over it."""
+    (tmp_path / "hello_app.py").write_text(HELLO_APP)
+    by_env = subprocess.run(
+        [*BFF, "schema"],
+        env=clean_env(BFF_APP="hello_app:app"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    by_option = subprocess.run(
+        [*BFF, "schema", "--app", "hello_app:app"],
+        env=clean_env(BFF_APP="nope:app"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for result in (by_env, by_option):
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "type Query {\n  hello: String!\n}"
+
+
+async def test_serve_runs_the_app_bff_app_names(tmp_path: Path) -> None:
+    """`bff serve` with BFF_APP serves that app: its own fields answer, with no Chinook service."""
+    (tmp_path / "hello_app.py").write_text(HELLO_APP)
+    process, url = await start(["serve", "--port", "0"], clean_env(BFF_APP="hello_app:app"), cwd=tmp_path)
+    try:
+        assert await post(url, {"query": "{ hello }"}) == {"data": {"hello": "world"}}
+    finally:
+        code = await stop(process)
+    assert code == 0
