@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bff import cli
 from bff_chinook.demo.server import start_services
 
 BFF = [sys.executable, "-m", "bff.cli"]
@@ -288,3 +289,18 @@ async def test_serve_runs_the_app_bff_app_names(tmp_path: Path) -> None:
     finally:
         code = await stop(process)
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "printed", "webhooks_to"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("0.0.0.0", "http://0.0.0.0:8000", "http://127.0.0.1:8000"),
+        ("::1", "http://[::1]:8000", "http://[::1]:8000"),
+        ("::", "http://[::]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_urls_of_a_bound_host(host: str, printed: str, webhooks_to: str) -> None:
+    """The printed URL brackets an IPv6 host, and demo webhooks go to a loopback address that reaches it."""
+    assert cli._base_url(host, 8000) == printed
+    assert cli._base_url(cli._reachable(host), 8000) == webhooks_to
