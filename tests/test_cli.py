@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import subprocess
-import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -17,9 +14,8 @@ import pytest
 
 from bff import cli
 from bff_chinook.demo.server import start_services
+from tests.support.processes import BFF, clean_env, post, start_lines, start_server, stop
 
-BFF = [sys.executable, "-m", "bff.cli"]
-START_TIMEOUT_S = 30.0
 ARTIST_QUERY = {"query": '{ artist(id: "1") { name } }'}
 DEMO_SERVICES = ("CUSTOMERS", "CATALOG", "SALES", "PLAYLISTS", "PAYMENTS")
 SERVICE_LINE = re.compile(r"BFF_SERVICE_(?P<name>[A-Z]+)_URL=(?P<url>http://127\.0\.0\.1:(?P<port>\d+))")
@@ -50,69 +46,11 @@ async def services() -> AsyncIterator[dict[str, str]]:
         yield running.urls
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any BFF_ variables, plus ``extra``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BFF_")}
-    env.update(extra)
-    return env
-
-
-async def start_lines(
-    args: list[str], env: Mapping[str, str], *, ready: Callable[[list[str]], bool], cwd: Path | None = None
-) -> tuple[asyncio.subprocess.Process, list[str]]:
-    """Start ``bff ARGS`` and return the process and its stdout lines once ``ready(lines)`` is true."""
-    process = await asyncio.create_subprocess_exec(
-        *BFF, *args, env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    try:
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while True:
-                line = (await process.stdout.readline()).decode()
-                if not line:
-                    stderr = await process.stderr.read() if process.stderr else b""
-                    pytest.fail(f"bff exited before it was ready: {stderr.decode()[-2000:]}")
-                lines.append(line.rstrip("\n"))
-                if ready(lines):
-                    return process, lines
-    except BaseException:
-        process.kill()
-        await process.wait()
-        raise
-
-
 async def start(
     args: list[str], env: Mapping[str, str], *, cwd: Path | None = None
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start ``bff ARGS`` and return the process and the GraphiQL URL it prints when ready."""
-    process, lines = await start_lines(
-        args, env, ready=lambda lines: lines[-1].startswith("GraphiQL: "), cwd=cwd
-    )
-    return process, lines[-1].removeprefix("GraphiQL: ").strip()
-
-
-async def post(url: str, body: dict[str, str]) -> dict[str, object]:
-    """POST a GraphQL request to ``url`` and return the decoded answer."""
-    async with httpx.AsyncClient() as client:
-        response = await client.post(url, json=body)
-    result: dict[str, object] = response.json()
-    return result
-
-
-async def stop(process: asyncio.subprocess.Process) -> int:
-    """Send SIGTERM and return the exit code (killing the process if it does not stop in 10 s)."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        async with asyncio.timeout(10):
-            _, stderr = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail("bff did not stop within 10 s of SIGTERM")
-    assert b"Traceback" not in stderr, stderr.decode()
-    assert process.returncode is not None
-    return process.returncode
+    return await start_server([*BFF, *args], env, cwd=cwd)
 
 
 async def test_serve_answers_and_stops_cleanly_on_sigterm(services: dict[str, str]) -> None:
@@ -197,7 +135,9 @@ async def test_demo_services_lines_are_the_environment_of_serve() -> None:
     """`bff demo-services --free-ports` prints one BFF_SERVICE_<NAME>_URL line per service; a `bff serve`
     given exactly those lines as its environment answers from those services."""
     services, lines = await start_lines(
-        ["demo-services", "--free-ports"], clean_env(), ready=lambda lines: len(lines) == len(DEMO_SERVICES)
+        [*BFF, "demo-services", "--free-ports"],
+        clean_env(),
+        ready=lambda lines: len(lines) == len(DEMO_SERVICES),
     )
     try:
         matches = [SERVICE_LINE.fullmatch(line) for line in lines]
