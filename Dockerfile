@@ -7,7 +7,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY bff ./bff
 COPY schema ./schema
 COPY resolvers ./resolvers
@@ -15,7 +15,8 @@ COPY demo ./demo
 COPY --from=graphiql /src/bff/graphiql/node_modules ./bff/graphiql/node_modules
 RUN pip install --no-cache-dir . && useradd --create-home bff
 USER bff
-# The installed package looks for GraphiQL next to its own module, so name the copied files here.
+# The installed package carries GraphiQL's files too (package data); naming the copied ones makes a
+# build that lost them fail at start-up instead of serving a page that needs unpkg.com.
 ENV BFF_GRAPHIQL_ASSETS_DIR=/app/bff/graphiql/node_modules BFF_HOST=0.0.0.0 BFF_PORT=8000
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"

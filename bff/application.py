@@ -92,8 +92,8 @@ def load_app(reference: str, *, app_dir: Path | None = None) -> App:
 
     ``app_dir`` (default: the working directory) is put first on ``sys.path``, as uvicorn's
     ``--app-dir`` does, so an app in the current checkout (``examples.jsonplaceholder:app``) is found
-    without installing it. Raises :class:`AppLoadError` when the module cannot be imported, lacks the
-    attribute, or the attribute is not an :class:`App`.
+    without installing it. Raises :class:`AppLoadError` when the module cannot be imported (or raises
+    while it is imported), lacks the attribute, or the attribute is not an :class:`App`.
     """
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
@@ -105,7 +105,22 @@ def load_app(reference: str, *, app_dir: Path | None = None) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise AppLoadError(f"cannot import {module_name!r}: {exc}") from None
-    found: Any = getattr(module, attribute, None)
+    except Exception as exc:  # the app's own code failed while importing: still one line, not a traceback
+        where = _innermost_frame(exc)
+        raise AppLoadError(f"importing {module_name!r} failed{where}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(module, attribute):
+        raise AppLoadError(f"module {module_name!r} has no attribute {attribute!r}")
+    found: Any = getattr(module, attribute)
     if not isinstance(found, App):
         raise AppLoadError(f"{reference!r} is not a bff.App (got {type(found).__name__})")
     return found
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    """`` at FILE:LINE`` of the innermost frame of ``exc``'s traceback (or ``""`` without one)."""
+    frame = exc.__traceback__
+    if frame is None:
+        return ""
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}"

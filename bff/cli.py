@@ -116,8 +116,10 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
         await site.start()
         host, port = _bound_address(runner, settings)
         if demo is not None and settings.webhook_secrets:
-            demo.point_webhooks(f"http://127.0.0.1:{port}", settings.webhook_secrets[0].get_secret_value())
-        print(f"GraphiQL: http://{host}:{port}{settings.graphql_path}", flush=True)
+            demo.point_webhooks(
+                _base_url(_reachable(host), port), settings.webhook_secrets[0].get_secret_value()
+            )
+        print(f"GraphiQL: {_base_url(host, port)}{settings.graphql_path}", flush=True)
         await _wait_for_stop()
 
 
@@ -145,14 +147,33 @@ def _bound_address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]
     return settings.host, settings.port
 
 
+def _app_reference(option: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The app to serve and where it was named: ``--app``, ``BFF_APP`` or the default."""
+    if option:
+        return option, "--app"
+    if environ.get("BFF_APP"):
+        return environ["BFF_APP"], "BFF_APP"
+    return DEFAULT_APP, "default app"
+
+
+def _reachable(host: str) -> str:
+    """A local address that reaches a server bound to ``host`` (the loopback one for a wildcard)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def _base_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, with an IPv6 host in brackets (``http://[::1]:8000``)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bff`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    reference = args.app or os.environ.get("BFF_APP") or DEFAULT_APP
+    reference, source = _app_reference(args.app, os.environ)
     try:
         app = load_app(reference)
     except AppLoadError as exc:
-        print(f"bff: bad app: {exc}", file=sys.stderr)
+        print(f"bff: bad app ({source}): {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     try:
         overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}

@@ -2,17 +2,35 @@
 
 Every function here names the internal it reads; ``tests/bff/test_compat.py`` fails loudly when an
 upgrade of the dependency moves or changes it, so it is fixed here and nowhere else.
+
+- Strawberry: the graphql-core schema it executes with, the field behind a graphql-core field, and
+  how its view tells a streamed (SSE, multipart) request from a plain one.
+- purgatory: the state of a breaker and the exception it raises while open (both live in
+  ``purgatory.domain.model``, which the package does not export).
+- limits: the expiry task of its in-process storage, which nothing public stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, Protocol
 
-from graphql import GraphQLSchema
+from graphql import GraphQLField, GraphQLSchema
+from limits.aio.storage import MemoryStorage, Storage
+from purgatory.domain.model import OpenedState
 from strawberry.schema.base import BaseSchema
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
-__all__ = ["graphql_core_schema", "is_stream_request"]
+__all__ = [
+    "CircuitOpened",
+    "CircuitState",
+    "circuit_state",
+    "graphql_core_schema",
+    "is_stream_request",
+    "stop_storage_expiry",
+    "strawberry_field_of",
+]
 
 
 def graphql_core_schema(schema: BaseSchema) -> GraphQLSchema:
@@ -27,6 +45,16 @@ def graphql_core_schema(schema: BaseSchema) -> GraphQLSchema:
     return found
 
 
+def strawberry_field_of(field: GraphQLField) -> StrawberryField | None:
+    """The Strawberry field a graphql-core field was built from, or ``None`` for other fields.
+
+    Strawberry keeps it in the field's ``extensions`` under ``GraphQLCoreConverter.DEFINITION_BACKREF``,
+    a constant of its schema converter rather than a documented API.
+    """
+    found = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    return found if isinstance(found, StrawberryField) else None
+
+
 def is_stream_request(view: Any, headers: Mapping[str, str]) -> bool:
     """Whether Strawberry's view would answer these headers with a stream (SSE or multipart).
 
@@ -37,3 +65,47 @@ def is_stream_request(view: Any, headers: Mapping[str, str]) -> bool:
     if decide is None:
         raise RuntimeError("strawberry's _get_stream_transport_from_headers is gone: update bff.compat")
     return decide(headers) is not None
+
+
+CircuitState = Literal["closed", "opened", "half-opened"]
+"""purgatory's names of a breaker's states (``purgatory.typing.StateName``)."""
+
+CircuitOpened: type[Exception] = OpenedState
+"""What entering a purgatory breaker raises while it is open (``purgatory.domain.model.OpenedState``)."""
+
+
+class _PurgatoryContext(Protocol):
+    @property
+    def state(self) -> CircuitState: ...
+
+    @property
+    def opened_at(self) -> float | None: ...
+
+
+class _PurgatoryBreaker(Protocol):
+    @property
+    def context(self) -> _PurgatoryContext: ...
+
+
+def circuit_state(breaker: _PurgatoryBreaker) -> tuple[CircuitState, float | None]:
+    """A purgatory breaker's state and when it opened (wall-clock seconds; ``None`` if it has not).
+
+    Reads ``AsyncCircuitBreaker.context.state`` and ``.opened_at``: documented in purgatory's API
+    reference, but of a class the package does not export. An ``opened`` breaker whose time-to-live is
+    over is still ``opened`` until the next call enters it (purgatory then makes it half-opened).
+    """
+    context = breaker.context
+    return context.state, context.opened_at
+
+
+def stop_storage_expiry(storage: Storage) -> None:
+    """Cancel the expiry task that limits' in-process storage may leave pending (``MemoryStorage.timer``).
+
+    The memory storage starts a task after each hit to drop expired windows; nothing public stops it,
+    so an app shut down right after a hit would leave it pending on a closing event loop. Other
+    storages keep no task: a no-op for them.
+    """
+    if isinstance(storage, MemoryStorage):
+        timer = storage.timer
+        if timer is not None and not timer.done():
+            timer.cancel()

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from graphql import GraphQLField
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from bff.compat import strawberry_field_of
 
 __all__ = [
     "BY_TYPE_SUFFIX",
@@ -106,12 +107,10 @@ def field_cost(
     explicit = cost_map.get(type_name, {}).get(field_name)
     if explicit is not None:
         return explicit
-    if definition is not None and definition.extensions:
-        field = definition.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-        hint = getattr(field, "metadata", None) or {}
-        if isinstance(hint.get(COST_METADATA_KEY), FieldCost):
-            found: FieldCost = hint[COST_METADATA_KEY]
-            return found
+    if definition is not None and (field := strawberry_field_of(definition)) is not None:
+        hint = field.metadata.get(COST_METADATA_KEY)
+        if isinstance(hint, FieldCost):
+            return hint
     for suffix, fields in BY_TYPE_SUFFIX.items():
         if type_name.endswith(suffix) and field_name in fields:
             return fields[field_name]

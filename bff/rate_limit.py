@@ -17,6 +17,7 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from bff.compat import stop_storage_expiry
 from bff.settings import Settings, SettingsError
 
 __all__ = ["RATE_LIMITED", "RateLimiter"]
@@ -65,7 +66,5 @@ class RateLimiter:
         return None
 
     async def aclose(self) -> None:
-        """Stop the storage's background work (the memory storage's expiry timer)."""
-        timer = getattr(self.storage, "timer", None)
-        if timer is not None and not timer.done():
-            timer.cancel()
+        """Stop the storage's background work (the memory storage's expiry task)."""
+        stop_storage_expiry(self.storage)

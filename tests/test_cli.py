@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
+import textwrap
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bff import cli
 from bff_chinook.demo.server import start_services
-from tests.support.cli import BFF, clean_env, start, stop
+from tests.support.processes import BFF, clean_env, post, start, start_lines, stop
+
+ARTIST_QUERY = {"query": '{ artist(id: "1") { name } }'}
+DEMO_SERVICES = ("CUSTOMERS", "CATALOG", "SALES", "PLAYLISTS", "PAYMENTS")
+SERVICE_LINE = re.compile(r"BFF_SERVICE_(?P<name>[A-Z]+)_URL=(?P<url>http://127\.0\.0\.1:(?P<port>\d+))")
+HELLO_APP = textwrap.dedent(
+    """
+    import strawberry
+
+    import bff
+
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def hello(self) -> str:
+            return "world"
+
+
+    app = bff.App(name="hello", query=Query, services={})
+    """
+)
 
 
 @pytest.fixture
@@ -82,6 +108,135 @@ def test_schema_prints_sdl() -> None:
         "totalCount: Int!",
     ):
         assert field in result.stdout
+
+
+async def test_two_demos_run_side_by_side() -> None:
+    """Two `bff demo --port 0` put their services and BFFs on free ports, so both run and answer at once."""
+    (first, first_url), (second, second_url) = await asyncio.gather(
+        start(["demo", "--port", "0"], clean_env()), start(["demo", "--port", "0"], clean_env())
+    )
+    try:
+        assert first_url != second_url
+        answers = await asyncio.gather(post(first_url, ARTIST_QUERY), post(second_url, ARTIST_QUERY))
+        assert answers == [{"data": {"artist": {"name": "AC/DC"}}}] * 2
+    finally:
+        codes = await asyncio.gather(stop(first), stop(second))
+    assert codes == [0, 0]
+
+
+async def test_demo_services_lines_are_the_environment_of_serve() -> None:
+    """`bff demo-services --free-ports` prints one BFF_SERVICE_<NAME>_URL line per service; a `bff serve`
+    given exactly those lines as its environment answers from those services."""
+    services, lines = await start_lines(
+        [*BFF, "demo-services", "--free-ports"],
+        clean_env(),
+        ready=lambda lines: len(lines) == len(DEMO_SERVICES),
+    )
+    try:
+        matches = [SERVICE_LINE.fullmatch(line) for line in lines]
+        assert all(matches), lines
+        found = {m["name"]: m for m in matches if m}
+        assert sorted(found) == sorted(DEMO_SERVICES)
+        assert len({m["port"] for m in found.values()}) == len(DEMO_SERVICES)
+        env = clean_env(**dict(line.split("=", 1) for line in lines))
+        process, url = await start(["serve", "--port", "0"], env)
+        try:
+            assert await post(url, ARTIST_QUERY) == {"data": {"artist": {"name": "AC/DC"}}}
+        finally:
+            assert await stop(process) == 0
+    finally:
+        code = await stop(services)
+    assert code == 0
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "demo-services", "schema"])
+def test_unknown_app_exits_2_with_one_line(command: str) -> None:
+    """Every command given `--app nope:app` exits 2 with one stderr line naming the option and module."""
+    result = subprocess.run(
+        [*BFF, command, "--app", "nope:app"], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--app" in lines[0]
+    assert "'nope'" in lines[0]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("raise RuntimeError('no database')", "RuntimeError: no database"),
+        ("app = 42", "is not a bff.App (got int)"),
+        ("", "has no attribute 'app'"),
+    ],
+)
+def test_broken_app_exits_2_with_one_line(tmp_path: Path, source: str, reason: str) -> None:
+    """An app module that fails on import, or lacks a bff.App, gives one line naming BFF_APP and why."""
+    (tmp_path / "broken_app.py").write_text(source + "\n")
+    result = subprocess.run(
+        [*BFF, "schema"],
+        env=clean_env(BFF_APP="broken_app:app"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "BFF_APP" in lines[0]
+    assert reason in lines[0]
+
+
+def test_bff_app_names_the_app_and_the_option_wins(tmp_path: Path) -> None:
+    """BFF_APP selects the app (found in the working directory); `--app` wins over it."""
+    (tmp_path / "hello_app.py").write_text(HELLO_APP)
+    by_env = subprocess.run(
+        [*BFF, "schema"],
+        env=clean_env(BFF_APP="hello_app:app"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    by_option = subprocess.run(
+        [*BFF, "schema", "--app", "hello_app:app"],
+        env=clean_env(BFF_APP="nope:app"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for result in (by_env, by_option):
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "type Query {\n  hello: String!\n}"
+
+
+async def test_serve_runs_the_app_bff_app_names(tmp_path: Path) -> None:
+    """`bff serve` with BFF_APP serves that app: its own fields answer, with no Chinook service."""
+    (tmp_path / "hello_app.py").write_text(HELLO_APP)
+    process, url = await start(["serve", "--port", "0"], clean_env(BFF_APP="hello_app:app"), cwd=tmp_path)
+    try:
+        assert await post(url, {"query": "{ hello }"}) == {"data": {"hello": "world"}}
+    finally:
+        code = await stop(process)
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "printed", "webhooks_to"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("0.0.0.0", "http://0.0.0.0:8000", "http://127.0.0.1:8000"),
+        ("::1", "http://[::1]:8000", "http://[::1]:8000"),
+        ("::", "http://[::]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_urls_of_a_bound_host(host: str, printed: str, webhooks_to: str) -> None:
+    """The printed URL brackets an IPv6 host, and demo webhooks go to a loopback address that reaches it."""
+    assert cli._base_url(host, 8000) == printed
+    assert cli._base_url(cli._reachable(host), 8000) == webhooks_to
 
 
 def test_short_hs256_secret_exits_2_without_showing_it() -> None:

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
-from purgatory.domain.model import OpenedState
 
+from bff.compat import CircuitOpened, circuit_state
 from bff.errors import CircuitOpen, DownstreamError, RateLimited
 
 T = TypeVar("T")
@@ -48,16 +48,15 @@ class CircuitBreaker:
 
     async def state(self) -> str:
         """``closed``, ``open`` or ``half-open`` (open whose recovery time is over counts as half-open)."""
-        context = (await self._factory.get_breaker(self.service)).context
-        if context.state == "opened":
-            opened_at = context.opened_at or 0.0
-            return HALF_OPEN if time.time() > opened_at + self.recovery_s else OPEN
-        return HALF_OPEN if context.state == "half-opened" else CLOSED
+        state, opened_at = circuit_state(await self._factory.get_breaker(self.service))
+        if state == "opened":
+            return HALF_OPEN if time.time() > (opened_at or 0.0) + self.recovery_s else OPEN
+        return HALF_OPEN if state == "half-opened" else CLOSED
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` through the breaker; raises ``CIRCUIT_OPEN`` without calling it when open."""
         breaker = await self._factory.get_breaker(self.service)
-        probe = breaker.context.state != "closed"
+        probe = circuit_state(breaker)[0] != "closed"
         if probe:
             if self._probing or await self.state() == OPEN:
                 raise self._open_error()
@@ -65,7 +64,7 @@ class CircuitBreaker:
         try:
             async with breaker:
                 return await fn()
-        except OpenedState:
+        except CircuitOpened:
             raise self._open_error() from None
         finally:
             if probe:

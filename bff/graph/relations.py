@@ -38,12 +38,11 @@ import strawberry
 from graphql import GraphQLObjectType, GraphQLSchema
 from graphql.pyutils import Path
 from strawberry.permission import BasePermission
-from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import has_object_definition
-from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import SelectedField, Selection, convert_selections
 from strawberry.utils.str_converters import to_camel_case
 
+from bff.compat import strawberry_field_of
 from bff.context import Context
 from bff.cost_map import COST_METADATA_KEY, FieldCost
 from bff.graph.nodes import Info
@@ -237,8 +236,8 @@ def resolve_directly(schema: GraphQLSchema) -> int:
         if not isinstance(graphql_type, GraphQLObjectType):
             continue
         for graphql_field in graphql_type.fields.values():
-            field = (graphql_field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if not isinstance(field, StrawberryField) or _METADATA_KEY not in field.metadata:
+            field = strawberry_field_of(graphql_field)
+            if field is None or _METADATA_KEY not in field.metadata:
                 continue
             if field.extensions:
                 continue

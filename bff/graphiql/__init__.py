@@ -32,7 +32,9 @@ __all__ = [
     "ASSETS",
     "CACHE_CONTROL",
     "CDN_BASE",
+    "CDN_PROBLEM",
     "DEFAULT_ASSETS_PREFIX",
+    "LOCAL_PROBLEM",
     "SETUP_COMMAND",
     "Asset",
     "assets_routes",
@@ -50,6 +52,21 @@ DEFAULT_ASSETS_PREFIX = "/graphiql/assets"
 
 CDN_BASE = "https://unpkg.com"
 """Where the page loads the files from when they are not installed."""
+
+CDN_PROBLEM = (
+    f"This BFF does not serve GraphiQL's files itself, so the page loads them from {CDN_BASE}, which "
+    "this browser cannot reach (no network, a firewall or a proxy in the way). To serve them from "
+    f"the BFF, so the playground works offline: run <code>{SETUP_COMMAND}</code> in the bff source "
+    "tree and restart it (<code>pip install</code> of bff runs it when <code>npm</code> is on the PATH), "
+    "or point <code>BFF_GRAPHIQL_ASSETS_DIR</code> at a <code>node_modules</code> that holds them."
+)
+"""What the page says (HTML) when its scripts do not load from the CDN."""
+
+LOCAL_PROBLEM = (
+    "The page loads GraphiQL's files from this BFF (under <code>{}</code>) and they did not arrive or "
+    "did not match their pinned hashes: see the BFF's log and its <code>BFF_GRAPHIQL_ASSETS_DIR</code>."
+)
+"""What the page says (HTML, ``{}``: the assets' URL path) when its scripts do not load from the BFF."""
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 """One year: every asset URL names a pinned package version, so its content never changes."""
@@ -206,7 +223,10 @@ def render_page(*, assets_base: str | None, graphql_path: str = "/graphql") -> s
         for kind in ("style", "script")
     }
     return Template(_PAGE.read_text(encoding="utf-8")).substitute(
-        styles=tags["style"], scripts=tags["script"], graphql_path=html.escape(graphql_path)
+        styles=tags["style"],
+        scripts=tags["script"],
+        graphql_path=html.escape(graphql_path),
+        problem=CDN_PROBLEM if assets_base is None else LOCAL_PROBLEM.format(html.escape(assets_base)),
     )
 
 

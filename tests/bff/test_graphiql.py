@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
+import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bff import graphiql
-from bff.graphiql import ASSETS, DEFAULT_ASSETS_PREFIX, SETUP_COMMAND
+from bff.graphiql import ASSETS, CDN_PROBLEM, DEFAULT_ASSETS_PREFIX, SETUP_COMMAND
 from tests.support.tools import missing
 
 CONTENT_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -202,3 +206,81 @@ def test_configured_dir_with_different_bytes_is_an_error(tmp_path: Path) -> None
 def test_configured_dir_with_the_files_is_used(assets_dir: Path) -> None:
     """A configured assets directory holding the pinned files is served as is."""
     assert graphiql.find_assets_dir(assets_dir) == assets_dir
+
+
+def problem_box(page: str) -> str:
+    """The hidden explanation the page shows when GraphiQL's scripts do not load."""
+    found = re.search(r'<div id="graphiql-problem" hidden>(.*?)</div>', page, re.DOTALL)
+    assert found is not None
+    return found.group(1)
+
+
+def test_cdn_page_says_why_when_unpkg_is_out_of_reach() -> None:
+    """The CDN page carries a plain explanation (unpkg.com, the setup step, BFF_GRAPHIQL_ASSETS_DIR)
+    and shows it when a script failed or is still missing after a few seconds."""
+    page = graphiql.render_page(assets_base=None)
+    problem = problem_box(page)
+
+    assert CDN_PROBLEM in problem
+    assert "https://unpkg.com" in problem
+    assert f"<code>{SETUP_COMMAND}</code>" in problem
+    assert "BFF_GRAPHIQL_ASSETS_DIR" in problem
+    assert "POST <code>/graphql</code>" in problem
+    # Shown at once when a global is missing after the scripts, or after STALL_MS while one hangs.
+    assert '["React", "ReactDOM", "GraphiQL", "GraphiQLPluginExplorer"].filter' in page
+    assert "setTimeout(() => showProblem(" in page
+    assert page.index("const STALL_MS") < page.index("<script src=") < page.index("clearTimeout(stalled)")
+
+
+def test_local_page_says_to_check_the_bff_when_its_files_do_not_load() -> None:
+    """With local assets the explanation names the assets path and BFF_GRAPHIQL_ASSETS_DIR, not unpkg."""
+    problem = problem_box(graphiql.render_page(assets_base=DEFAULT_ASSETS_PREFIX))
+
+    assert f"<code>{DEFAULT_ASSETS_PREFIX}</code>" in problem
+    assert "BFF_GRAPHIQL_ASSETS_DIR" in problem
+    assert "unpkg" not in problem
+
+
+async def test_offline_browser_shows_why_instead_of_loading_forever() -> None:
+    """Headless Chromium that reaches only 127.0.0.1 shows the explanation where GraphiQL would be."""
+    chromium = os.environ.get("BFFTEST_CHROMIUM") or shutil.which("chromium")
+    if chromium is None:
+        missing("Chromium (`apt-get install chromium`)")
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=graphiql.render_page(assets_base=None), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/graphql", page)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            process = await asyncio.create_subprocess_exec(
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                f"--user-data-dir={profile}",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--dump-dom",
+                str(server.make_url("/graphql")),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            async with asyncio.timeout(60):
+                dom, _ = await process.communicate()
+    finally:
+        await server.close()
+
+    body = dom.decode()
+    shown = re.search(r'<div id="graphiql"><div id="graphiql-problem">(.*?)</div></div>', body, re.DOTALL)
+    assert shown is not None, body[-3000:]
+    assert "GraphiQL could not load its scripts" in shown.group(1)
+    assert SETUP_COMMAND in shown.group(1)
+    assert "Loading GraphiQL" not in shown.group(0)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from examples.jsonplaceholder.data import load_data
-from tests.support.cli import BFF, clean_env, start, stop
 from tests.support.jsonserver import require_json_server
+from tests.support.processes import BFF, clean_env, start, stop
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "examples.jsonplaceholder:app"
@@ -62,7 +62,7 @@ def test_the_app_is_found_only_from_the_repository_root(tmp_path: Path) -> None:
         [*BFF, *SCHEMA], env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("bff: bad app: cannot import 'examples.jsonplaceholder'")
+    assert result.stderr.startswith("bff: bad app (--app): cannot import 'examples.jsonplaceholder'")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
