@@ -24,6 +24,7 @@ import asyncio
 import base64
 import contextlib
 import gc
+import ipaddress
 import os
 import secrets
 import signal
@@ -48,6 +49,16 @@ from bff.settings import (
 )
 
 EXIT_BAD_SETTINGS = 2
+
+
+def exposed_in_development(settings: Settings) -> bool:
+    """Whether the BFF would listen beyond loopback with the development profile (worth a warning)."""
+    if settings.profile == "production" or settings.host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,6 +123,13 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
         # 20 ms of GC instead of 60).
         gc.collect()
         gc.freeze()
+        if exposed_in_development(settings):
+            print(
+                f"bff: warning: listening on {settings.host} with the development profile "
+                "(GraphiQL, introspection, no sign-in): set BFF_PROFILE=production for a public address",
+                file=sys.stderr,
+                flush=True,
+            )
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = _bound_address(runner, settings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AnyHttpUrl,
@@ -99,6 +99,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    profile: Literal["development", "production"] = "development"
+    """``production`` (``BFF_PROFILE``) changes the defaults to :data:`PRODUCTION_DEFAULTS` (explicit
+    variables still win) and refuses to start without authentication configured."""
     app: str = DEFAULT_APP
     """The app to serve, as ``MODULE:ATTRIBUTE`` (``BFF_APP``; ``bff serve --app`` wins)."""
     host: str = "127.0.0.1"
@@ -229,6 +232,11 @@ class Settings(BaseModel):
     sse_subscriptions: bool = True
     """Serve subscriptions over Server-Sent Events too (``BFF_SSE_SUBSCRIPTIONS``)."""
 
+    @property
+    def authentication_configured(self) -> bool:
+        """Whether any credential can be checked: a JWT key source or API keys."""
+        return bool(self.jwt_hs256_secret or self.jwt_jwks_file or self.jwt_jwks_url or self.api_keys)
+
     def service(self, name: str) -> ServiceSettings:
         """Return one service's settings; raises ``KeyError`` for a name the app did not declare."""
         return self.services[name]
@@ -263,6 +271,19 @@ class Settings(BaseModel):
 
             parse_many(value)  # ValueError names the problem
         return value
+
+
+PRODUCTION_DEFAULTS: Mapping[str, Any] = {
+    "graphiql": False,
+    "introspection": False,
+    "field_suggestions": False,
+    "auth_required": True,
+    "csrf_prevention": True,
+    "rate_limit": "20/second;1000/minute",
+}
+"""What ``BFF_PROFILE=production`` changes, before the environment's own values (README, "Production
+profile"): no playground, introspection or suggestions for probers, sign-in required for customer
+data, CSRF prevention, and a rate limit per principal or IP."""
 
 
 class SettingsError(Exception):
@@ -326,10 +347,18 @@ def load_settings(
         if key.startswith(PREFIX) and not key.startswith(SERVICE_PREFIX)
     }
     top.update({key: value for key, value in overrides.items() if value is not None})
+    production = str(top.get("profile", "")).strip().lower() == "production"
+    given = {**(PRODUCTION_DEFAULTS if production else {}), **top}
     try:
-        return Settings.model_validate({**top, "services": configured})
+        settings = Settings.model_validate({**given, "services": configured})
     except ValidationError as exc:
         raise _first_error(PREFIX, exc, top) from None
+    if production and not settings.authentication_configured:
+        raise SettingsError(
+            "BFF_PROFILE: production needs authentication: set BFF_JWT_JWKS_URL, BFF_JWT_JWKS_FILE, "
+            "BFF_JWT_HS256_SECRET or BFF_API_KEYS"
+        )
+    return settings
 
 
 def service_variable(name: str) -> str:

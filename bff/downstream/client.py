@@ -20,7 +20,7 @@ from bff.downstream.errors import map_status, map_transport_error
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
-from bff.errors import DownstreamError, DownstreamTimeout
+from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -147,6 +147,13 @@ class ServiceClient:
                 )
             except httpx.TransportError as exc:
                 raise map_transport_error(self.name, exc) from exc
+            except httpx.InvalidURL:
+                # The client's input made a request that cannot be sent (a URL too long for httpx):
+                # the client's error, and nothing the service did, so the breaker does not count it.
+                raise BadUserInput(
+                    f"The request to the {self.name} service cannot be built from this input; "
+                    "shorten the arguments."
+                ) from None
         error = map_status(self.name, response)
         if error is not None:
             raise error
