@@ -181,8 +181,9 @@ class Settings(BaseModel):
     ``redis://host:6379/0`` to share them between instances."""
     apq: bool = True
     """Apollo automatic persisted queries: register and run documents by SHA-256 hash (``BFF_APQ``)."""
-    apq_cache_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
-    """Most documents the in-process APQ store keeps (``BFF_APQ_CACHE_SIZE``)."""
+    apq_cache_bytes: Annotated[int, Field(ge=1_024, le=10_000_000_000)] = 16_000_000
+    """Most bytes of documents the in-process APQ store keeps, least recently used dropped first
+    (``BFF_APQ_CACHE_BYTES``): a client chooses every document, so the bound is in bytes."""
     persisted_queries_manifest: Path | None = None
     """Safelist mode: only documents in this JSON manifest run (``BFF_PERSISTED_QUERIES_MANIFEST``)."""
     cors_allowed_origins: tuple[str, ...] = ()
