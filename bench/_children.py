@@ -75,6 +75,13 @@ class Child:
             raise BenchError(f"{self.name} did not start in {START_TIMEOUT_S:.0f} s; see {self.log}")
         return line
 
+    @property
+    def pid(self) -> int:
+        """The child's process id (it must be running)."""
+        if self._proc is None:
+            raise BenchError(f"{self.name} is not running")
+        return self._proc.pid
+
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM the group (SIGKILL with ``kill`` or after ``STOP_TIMEOUT_S``) and reap the child."""
         proc, self._proc = self._proc, None
