@@ -37,6 +37,7 @@ from pydantic import SecretStr
 
 from bff.app import create_app
 from bff.application import App, AppLoadError, DemoServices, load_app
+from bff.connections import runner_args
 from bff.observability import configure_logging
 from bff.settings import (
     DEFAULT_APP,
@@ -114,7 +115,9 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
             settings = settings.model_copy(update=_demo_webhook_secret(settings, app))
             for name, url in demo.urls.items():
                 print(f"demo {name} service: {url}", flush=True)
-        runner = web.AppRunner(create_app(settings, app), shutdown_timeout=5.0, access_log=None)
+        runner = web.AppRunner(
+            create_app(settings, app), shutdown_timeout=5.0, access_log=None, **runner_args(settings)
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         # Everything made so far (modules, schema, settings, demo data) lives as long as the process.

@@ -120,6 +120,12 @@ class Settings(BaseModel):
     # Protection of the endpoint (issue 4); see README "Protect the endpoint".
     max_body_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 100_000
     """Largest request body accepted; larger ones get HTTP 413 (``BFF_MAX_BODY_BYTES``)."""
+    max_requests_per_client: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    """Most requests one client IP may have in progress at once, WebSockets and SSE streams included;
+    past it, HTTP 429 ``TOO_MANY_CONNECTIONS`` (``BFF_MAX_REQUESTS_PER_CLIENT``)."""
+    idle_timeout_ms: Milliseconds = 15_000
+    """A connection that sends no complete request (headers included) within this time is closed, as
+    is a keep-alive connection idle as long (``BFF_IDLE_TIMEOUT_MS``)."""
     max_string_bytes: Annotated[int, Field(ge=16, le=100_000_000)] = 4_096
     """Longest string a variable or a literal argument may hold, in UTF-8 bytes; longer ones are
     ``BAD_USER_INPUT`` before any downstream call (``BFF_MAX_STRING_BYTES``)."""
