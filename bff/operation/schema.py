@@ -22,9 +22,9 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from bff.context import Context
-from bff.observability import QuietSchema
+from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
-from bff.operation.pipeline import OperationPipeline, OperationRefused
+from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
 
@@ -56,30 +56,13 @@ class OperationSchema(QuietSchema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """Admit the operation, then execute it; a refusal is a request error with its code."""
-        pipeline = self.pipeline
-        if pipeline is None or not isinstance(context_value, Context):
-            return await super().execute(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
-        try:
-            admitted = await pipeline.admit(
-                query=query,
-                operation_name=operation_name,
-                variables=variable_values,
-                extensions=operation_extensions,
-                context=context_value,
-            )
-        except OperationRefused as refused:
-            logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
-            return refused.result()
+        admitted = await self._admit(
+            query, operation_name, variable_values, operation_extensions, context_value
+        )
+        if isinstance(admitted, PreExecutionError):
+            return admitted
         result = await super().execute(
-            admitted.query,
+            admitted.query if admitted is not None else query,
             variable_values,
             context_value,
             root_value,
@@ -87,8 +70,8 @@ class OperationSchema(QuietSchema):
             allowed_operation_types,
             operation_extensions,
         )
-        if not isinstance(result, PreExecutionError) and not _is_request_error(result):
-            await pipeline.ran(admitted)
+        if admitted is not None and self.pipeline is not None and not _is_request_error(result):
+            await self.pipeline.ran(admitted)
         return result
 
     async def stream(
@@ -103,24 +86,15 @@ class OperationSchema(QuietSchema):
     ) -> Any:
         """Admit the operation, then stream its result(s); a refusal is one pre-execution error."""
         extensions = operation_extensions if operation_extensions is not None else OPERATION_EXTENSIONS.get()
-        pipeline = self.pipeline
-        if pipeline is not None and isinstance(context_value, Context):
-            try:
-                admitted = await pipeline.admit(
-                    query=query,
-                    operation_name=operation_name,
-                    variables=variable_values,
-                    extensions=extensions,
-                    context=context_value,
-                )
-            except OperationRefused as refused:
-                logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
-                return _one(refused.result())
+        admitted = await self._admit(query, operation_name, variable_values, extensions, context_value)
+        if isinstance(admitted, PreExecutionError):
+            return _one(admitted)
+        if admitted is not None and self.pipeline is not None:
             if admitted.parsed:
                 # Strawberry streams results after this returns: register the (hash-checked) text now.
-                await pipeline.ran(admitted)
+                await self.pipeline.ran(admitted)
             query = admitted.query
-        return await super().stream(
+        results = await super().stream(
             query,
             variable_values=variable_values,
             context_value=context_value,
@@ -129,6 +103,32 @@ class OperationSchema(QuietSchema):
             operation_extensions=extensions,
             allowed_operation_types=allowed_operation_types,
         )
+        return parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
+
+    async def _admit(
+        self,
+        query: str | None,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        extensions: dict[str, Any] | None,
+        context: Any,
+    ) -> Admitted | PreExecutionError | None:
+        """The pipeline's admission, its refusal as a request error, or ``None`` without a pipeline
+        (or for a context that is not bff's)."""
+        pipeline = self.pipeline
+        if pipeline is None or not isinstance(context, Context):
+            return None
+        try:
+            return await pipeline.admit(
+                query=query,
+                operation_name=operation_name,
+                variables=variables,
+                extensions=extensions,
+                context=context,
+            )
+        except OperationRefused as refused:
+            logger.info("[request %s] operation refused: %s", context.request_id, refused.code)
+            return refused.result()
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
