@@ -15,6 +15,7 @@ from bff.graph import (
     Info,
     Page,
     Resource,
+    all_nodes,
     connection,
     node,
     nodes,
@@ -23,6 +24,7 @@ from bff.graph import (
     to_many,
     to_one,
 )
+from bff.loaders import Record
 
 __all__ = [
     "PAGE_COST",
@@ -36,9 +38,11 @@ __all__ = [
     "Forbidden",
     "Info",
     "Page",
+    "Record",
     "Resource",
     "Service",
     "Unauthenticated",
+    "all_nodes",
     "connection",
     "cost_hint",
     "node",

@@ -36,7 +36,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bff.app import create_app
-from bff.application import App, AppLoadError, DemoServices, load_app
+from bff.application import App, AppLoadError, DemoServices, WebhookSender, load_app
 from bff.connections import runner_args
 from bff.observability import configure_logging
 from bff.settings import (
@@ -136,7 +136,7 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = _bound_address(runner, settings)
-        if demo is not None and settings.webhook_secrets:
+        if isinstance(demo, WebhookSender) and settings.webhook_secrets:
             demo.point_webhooks(
                 _base_url(_reachable(host), port), settings.webhook_secrets[0].get_secret_value()
             )

@@ -4,7 +4,7 @@ Import from here (or from :mod:`bff`); the submodules are the kit's own layout.
 """
 
 from bff.graph.nodes import Info, node, nodes, ref
-from bff.graph.relations import prefetch, to_many, to_one
+from bff.graph.relations import all_nodes, prefetch, to_many, to_one
 from bff.graph.relay import PAGE_COST, Connection, Edge, PageInfo, connection, page_window
 from bff.graph.resource import Page, Resource
 
@@ -16,6 +16,7 @@ __all__ = [
     "Page",
     "PageInfo",
     "Resource",
+    "all_nodes",
     "connection",
     "node",
     "nodes",

@@ -45,11 +45,11 @@ from strawberry.utils.str_converters import to_camel_case
 from bff.compat import strawberry_field_of
 from bff.context import Context
 from bff.cost_map import COST_METADATA_KEY, FieldCost
-from bff.graph.nodes import Info
+from bff.graph.nodes import Info, nodes
 from bff.graph.resource import Resource
 from bff.loaders import Record
 
-__all__ = ["FieldInfo", "Relation", "prefetch", "resolve_directly", "to_many", "to_one"]
+__all__ = ["FieldInfo", "Relation", "all_nodes", "prefetch", "resolve_directly", "to_many", "to_one"]
 
 SourceT = TypeVar("SourceT")
 NodeT = TypeVar("NodeT")
@@ -391,3 +391,19 @@ async def prefetch(info: FieldInfo, items: list[ItemT], *, under: Sequence[str] 
                 level.append((nodes, weights, selections))
         context.budget.check_projected(projected)
     return items
+
+
+async def all_nodes(
+    info: Info,
+    resource: Resource,
+    build: Callable[[Record], NodeT],
+    *,
+    params: Sequence[tuple[str, str]] = (),
+) -> list[NodeT]:
+    """Every record of ``resource`` (``GET /{path}`` with ``params``) as ``build(record)`` nodes, with the
+    relationship fields the query selects on them loaded first (:func:`prefetch`): a root list field.
+
+    Raises ``DOWNSTREAM_*`` when the service fails, ``OPERATION_BUDGET_EXCEEDED`` past the budget.
+    """
+    records = await resource.all(info.context, params)
+    return await prefetch(info, nodes(info, build, records))
