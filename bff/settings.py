@@ -117,6 +117,10 @@ class Settings(BaseModel):
     the one ``npm ci --prefix bff/graphiql`` fills."""
     log_level: str = "INFO"
     """Python logging level name (``BFF_LOG_LEVEL``)."""
+    federation: bool = False
+    """Serve the graph as an Apollo Federation 2 subgraph (``BFF_FEDERATION``): ``_service { sdl }``
+    with ``@link`` to the federation spec, ``@key(fields: "id")`` on the app's ``bff.entity`` types
+    and ``_entities`` loading them through the batched loaders; ``bff schema`` prints the subgraph SDL."""
     # Protection of the endpoint (issue 4); see README "Protect the endpoint".
     max_body_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 100_000
     """Largest request body accepted; larger ones get HTTP 413 (``BFF_MAX_BODY_BYTES``)."""

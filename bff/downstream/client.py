@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bff.cache import EntityCache
+from bff.contract import contract_violations_counter
 from bff.downstream.breaker import CircuitBreaker
 from bff.downstream.bulkhead import Bulkhead
 from bff.downstream.caching import CacheStage
@@ -68,6 +69,8 @@ class ServiceClient:
             name, threshold=settings.breaker_threshold, recovery_s=settings.breaker_recovery_ms / 1000
         )
         self._cache = CacheStage(name, settings, cache) if cache is not None else None
+        self.contract_violations = contract_violations_counter()
+        """Records of this service that broke their resource's declaration (:mod:`bff.contract`)."""
 
     def url_length(self, path: str, params: Params) -> int:
         """Length in bytes of the full URL a GET of ``path`` with ``params`` would use."""
