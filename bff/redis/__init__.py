@@ -1,0 +1,9 @@
+"""Shared state in Redis, behind the protocols the in-process parts implement (``BFF_REDIS_URL``).
+
+:mod:`bff.shared` picks these or the in-process ones; each module says what it keeps in Redis, how
+its keys are laid out (:mod:`bff.redis.link`) and what it does when Redis cannot be reached.
+"""
+
+from bff.redis.link import RedisLink, RedisUnavailable
+
+__all__ = ["RedisLink", "RedisUnavailable"]
