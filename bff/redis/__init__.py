@@ -4,6 +4,7 @@
 its keys are laid out (:mod:`bff.redis.link`) and what it does when Redis cannot be reached.
 """
 
+from bff.redis.cache import SharedCacheStorage
 from bff.redis.link import RedisLink, RedisUnavailable
 
-__all__ = ["RedisLink", "RedisUnavailable"]
+__all__ = ["RedisLink", "RedisUnavailable", "SharedCacheStorage"]
