@@ -6,6 +6,7 @@ its keys are laid out (:mod:`bff.redis.link`) and what it does when Redis cannot
 
 from bff.redis.cache import SharedCacheStorage
 from bff.redis.events import RedisEventBus
+from bff.redis.idempotency import RedisIdempotencyStore
 from bff.redis.link import RedisLink, RedisUnavailable
 
-__all__ = ["RedisEventBus", "RedisLink", "RedisUnavailable", "SharedCacheStorage"]
+__all__ = ["RedisEventBus", "RedisIdempotencyStore", "RedisLink", "RedisUnavailable", "SharedCacheStorage"]
