@@ -8,5 +8,13 @@ from bff.redis.cache import SharedCacheStorage
 from bff.redis.events import RedisEventBus
 from bff.redis.idempotency import RedisIdempotencyStore
 from bff.redis.link import RedisLink, RedisUnavailable
+from bff.redis.webhooks import RedisWebhookQueue
 
-__all__ = ["RedisEventBus", "RedisIdempotencyStore", "RedisLink", "RedisUnavailable", "SharedCacheStorage"]
+__all__ = [
+    "RedisEventBus",
+    "RedisIdempotencyStore",
+    "RedisLink",
+    "RedisUnavailable",
+    "RedisWebhookQueue",
+    "SharedCacheStorage",
+]
