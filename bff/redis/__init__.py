@@ -8,12 +8,14 @@ from bff.redis.cache import SharedCacheStorage
 from bff.redis.events import RedisEventBus
 from bff.redis.idempotency import RedisIdempotencyStore
 from bff.redis.link import RedisLink, RedisUnavailable
+from bff.redis.queries import RedisQueryStore
 from bff.redis.webhooks import RedisWebhookQueue
 
 __all__ = [
     "RedisEventBus",
     "RedisIdempotencyStore",
     "RedisLink",
+    "RedisQueryStore",
     "RedisUnavailable",
     "RedisWebhookQueue",
     "SharedCacheStorage",
