@@ -155,6 +155,11 @@ ERROR_CODES: Final[Mapping[str, tuple[int | None, str]]] = {
     "OPERATION_NOT_SUPPORTED": (None, "a query or mutation over a subscriptions-only transport"),
     "RATE_LIMITED": (429, "BFF_RATE_LIMIT exceeded (Retry-After); as a field error: a service's 429"),
     "UNAUTHENTICATED": (401, "bad or expired credentials; as a field error: sign-in needed"),
+    "IDEMPOTENCY_UNAVAILABLE": (
+        503,
+        "idempotency keys cannot be checked (Redis down): nothing was done; Retry-After; as a field "
+        "error: that mutation did not run",
+    ),
     # Field errors: the operation ran; the field is null and the response is 200 with partial data.
     "BAD_USER_INPUT": (None, "an argument or variable is invalid"),
     "FORBIDDEN": (None, "the principal may not see the field"),
