@@ -16,12 +16,14 @@ versions of whole answers included).
   ``<prefix>:cache:<key>``, expiring at ``keep_until`` (Redis drops it; nothing scans).
 
 When Redis is unreachable the cache is bypassed, never an error: lookups use the first level alone
-and stores go there only. A write that could not reach Redis is remembered (up to
-:data:`MAX_PENDING` keys; past that, the whole shared level is marked for flushing) and replayed as
-a deletion once Redis answers again, so nothing a mutation invalidated during an outage is served
-from Redis afterwards. The first level is cleared whenever the invalidation channel (re)subscribes:
-messages may have been missed while it was down. Between a missed message and that, an entry is
-served at most ``BFF_CACHE_L1_TTL_MS`` past its invalidation.
+and stores go there only. An invalidation or a new version that could not reach Redis is remembered
+(up to :data:`MAX_PENDING` keys; past that, the whole shared level is marked for flushing) and
+replayed as a deletion once Redis answers again, so nothing a mutation invalidated during an outage
+is served from Redis afterwards. (A plain store that misses Redis is not remembered: Redis keeps its
+older copy until that copy's own lifetime ends, as any cache would.) The first level is cleared
+whenever the invalidation channel (re)subscribes: messages may have been missed while it was down.
+Between a missed message and that, an entry is served at most ``BFF_CACHE_L1_TTL_MS`` past its
+invalidation.
 """
 
 from __future__ import annotations
@@ -138,7 +140,9 @@ class SharedCacheStorage:
                 else:
                     pipe.set(redis_key, payload, pxat=max(1, int(keep * 1000)))
 
-        await self._write(list(entries), writes)
+        # A store that misses Redis leaves Redis's older copy, a cache's ordinary staleness; a version
+        # (kept forever) that misses it would bring back answers a mutation retired: remember those.
+        await self._write(list(entries), writes, must_reach=math.isinf(keep_until))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         """Drop ``keys`` from both levels, and from every other instance's first level."""
@@ -146,13 +150,15 @@ class SharedCacheStorage:
             return
         await self.l1.delete_many(keys)
         redis_keys = [self._key(key) for key in keys]
-        await self._write(list(keys), lambda pipe: pipe.unlink(*redis_keys))
+        await self._write(list(keys), lambda pipe: pipe.unlink(*redis_keys), must_reach=True)
 
-    async def _write(self, keys: list[str], writes: Callable[[Any], None]) -> None:
+    async def _write(self, keys: list[str], writes: Callable[[Any], None], *, must_reach: bool) -> None:
         """Apply ``writes`` to Redis and announce ``keys``, in one round trip, replaying pending
-        invalidations first; remember ``keys`` when Redis cannot be reached."""
+        invalidations first; when Redis cannot be reached, remember ``keys`` if the write
+        ``must_reach`` it (an invalidation, a new version)."""
         if not self.link.available:
-            self._remember(keys)
+            if must_reach:
+                self._remember(keys)
             return
         if self._flush_all:
             await self._flush_everything()
@@ -169,12 +175,11 @@ class SharedCacheStorage:
 
         try:
             await self.link.run(write)
-        except RedisUnavailable:
-            self._remember(keys)
-            return
-        except RedisError as exc:
-            logger.error("cache write to redis failed (%s); remembered as an invalidation", exc)
-            self._remember(keys)
+        except (RedisUnavailable, RedisError) as exc:
+            if not isinstance(exc, RedisUnavailable):
+                logger.error("cache write to redis refused: %s", exc)
+            if must_reach:
+                self._remember(keys)
             return
         self._pending.difference_update(pending)
 
@@ -196,7 +201,7 @@ class SharedCacheStorage:
         if self._flush_all:
             await self._flush_everything()
         elif self._pending:
-            await self._write([], lambda _pipe: None)
+            await self._write([], lambda _pipe: None, must_reach=False)
 
     async def _flush_everything(self) -> None:
         """Delete every cache entry of this prefix from Redis and tell every instance to clear."""
