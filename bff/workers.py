@@ -17,9 +17,11 @@ The parent process:
   beyond that it stops everything and exits 1);
 - on SIGTERM or SIGINT stops them all (SIGTERM, SIGKILL after :data:`STOP_TIMEOUT_S`) and exits 0.
 
-Workers get SIGTERM when the parent dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``). Their logs go
-to the parent's stderr. Workers share nothing but Redis, which is why ``--workers`` above 1 needs
-``BFF_REDIS_URL``.
+Workers get SIGTERM when the parent dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``). Each runs in a
+session of its own, so that Linux's autogroup scheduling gives each worker the CPU share a separate
+process gets (in one session, N workers shared one share: on a busy machine, 2 workers served as
+much as 1 process; ``bench/instances.py`` showed it). Their logs go to the parent's stderr. Workers
+share nothing but Redis, which is why ``--workers`` above 1 needs ``BFF_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class _Worker:
             *self._argv,
             env=self._env,
             stdout=asyncio.subprocess.PIPE,
+            # A session of its own: with Linux's autogroup scheduling (on by default), processes of
+            # one session share one CPU share, so N workers in the parent's session would together
+            # get what one process gets on a busy machine.
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         stdout = self.process.stdout
