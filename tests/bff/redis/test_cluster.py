@@ -34,9 +34,16 @@ from tests.support.redis import RedisServer, free_port, prefix
 async def cluster_node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisServer]:
     """One redis-server in cluster mode serving every slot."""
     workdir = tmp_path_factory.mktemp("cluster")
-    server = RedisServer(
-        free_port(), args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"], workdir=workdir
-    )
+    # The cluster bus port defaults to the port + 10000, past 65535 for a high free port: name one.
+    args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-port",
+        str(free_port()),
+    ]
+    server = RedisServer(free_port(), args=args, workdir=workdir)
     await server.start()
     client = server.client()
     try:
