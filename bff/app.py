@@ -16,16 +16,17 @@ from aiohttp import web
 from bff import graphiql
 from bff.application import App
 from bff.auth import Authenticator, auth_middleware
-from bff.cache import EntityCache, MemoryStorage
+from bff.cache import EntityCache
 from bff.connections import client_cap_middleware
 from bff.context import CACHE, SERVICES, Services
 from bff.cors import cors_middleware
 from bff.downstream import ServiceClient
-from bff.events import EVENT_BUS, InMemoryEventBus
+from bff.events import EVENT_BUS
 from bff.graph.schema import build_schema
-from bff.idempotency import IDEMPOTENCY, InMemoryIdempotencyStore
+from bff.idempotency import IDEMPOTENCY
 from bff.request_id import request_id_middleware
 from bff.settings import Settings, SettingsError, service_variable
+from bff.shared import REDIS, shared_state
 from bff.view import GraphQLView
 from bff.webhooks import setup_webhooks
 
@@ -44,20 +45,33 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: each service's circuit breaker state.
+    """Readiness: each service's circuit breaker state, and Redis when ``BFF_REDIS_URL`` is set.
 
-    ``status`` is ``ready`` (all closed), ``degraded`` (some open or half-open: the BFF still answers
-    with partial data) or ``unavailable`` (every breaker open: HTTP 503, take this instance out).
+    ``status`` is ``ready`` (all closed, Redis up), ``degraded`` (some breaker open or half-open, or
+    Redis down: the BFF still answers, with partial data or without shared state) or ``unavailable``
+    (every breaker open: HTTP 503, take this instance out). ``redis`` is ``{"status": "up",
+    "latencyMs": ...}`` or ``{"status": "down"}``; a Redis outage does not make the instance
+    unavailable, since every instance shares it.
     """
     clients = request.app[SERVICES].values()
     states = {client.name: await client.breaker_state() for client in clients}
-    if all(state == "closed" for state in states.values()):
-        status = "ready"
-    elif all(state == "open" for state in states.values()):
+    link = request.app.get(REDIS)
+    latency = await link.ping() if link is not None else None
+    redis_down = link is not None and latency is None
+    if all(state == "open" for state in states.values()):
         status = "unavailable"
-    else:
+    elif redis_down or any(state != "closed" for state in states.values()):
         status = "degraded"
-    body = {"status": status, "services": {name: {"breaker": state} for name, state in states.items()}}
+    else:
+        status = "ready"
+    body: dict[str, object] = {
+        "status": status,
+        "services": {name: {"breaker": state} for name, state in states.items()},
+    }
+    if link is not None:
+        body["redis"] = (
+            {"status": "down"} if latency is None else {"status": "up", "latencyMs": round(latency, 2)}
+        )
     return web.json_response(body, status=503 if status == "unavailable" else 200)
 
 
@@ -87,7 +101,12 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[APP] = app_spec
-    cache = EntityCache(MemoryStorage(settings.cache_max_entries))
+    # Cache, bus, idempotency, webhook queue, APQ and rate limits: in the process, or in Redis.
+    shared = shared_state(settings)
+    if shared.link is not None:
+        app[REDIS] = shared.link
+    app.cleanup_ctx.append(shared.lifespan)
+    cache = EntityCache(shared.cache_storage)
     app[CACHE] = cache
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -103,13 +122,10 @@ def create_app(
 
     app.cleanup_ctx.append(services_ctx)
 
-    # Events and idempotency (issue 5): in-process defaults; a Redis pair can replace both.
-    bus = InMemoryEventBus(queue_size=settings.subscription_queue_size)
+    bus = shared.bus
     app[EVENT_BUS] = bus
-    app[IDEMPOTENCY] = InMemoryIdempotencyStore(
-        ttl_s=settings.idempotency_ttl_s, max_keys=settings.idempotency_max_keys
-    )
-    setup_webhooks(app, settings, app_spec.webhooks)
+    app[IDEMPOTENCY] = shared.idempotency
+    setup_webhooks(app, settings, app_spec.webhooks, queue=shared.webhook_queue)
 
     graphiql_html: str | None = None
     if settings.graphiql:
@@ -123,7 +139,7 @@ def create_app(
             assets_base=GRAPHIQL_ASSETS_PREFIX if assets_dir is not None else None,
             graphql_path=settings.graphql_path,
         )
-    schema = build_schema(app_spec, settings)
+    schema = build_schema(app_spec, settings, shared=shared)
     view = GraphQLView(
         schema=schema,
         settings=settings,

@@ -20,7 +20,8 @@ An entry is kept ``stale_if_error_ms`` past its lifetime (RFC 5861 ``stale-if-er
 while the service fails, such a stale entry is served and the response says so.
 
 Storage is a protocol: :class:`MemoryStorage` (cachetools ``TLRUCache``, bounded, per-entry expiry)
-is the in-process default; a Redis implementation fits behind the same three methods.
+is the in-process default; with ``BFF_REDIS_URL``, :class:`bff.redis.cache.SharedCacheStorage` puts a
+small one of these in front of Redis, behind the same three methods.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ class MemoryStorage:
         """Drop ``keys``; absent keys are ignored."""
         for key in keys:
             self._cache.pop(key, None)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._cache.clear()
 
 
 def entity_key(service: str, resource: str, record_id: str) -> str:

@@ -4,8 +4,11 @@ Every command serves one app, named ``MODULE:ATTR`` by ``--app`` or ``BFF_APP`` 
 app, ``bff_chinook.schema:app``); the working directory is searched first, so an app in the current
 checkout needs no install.
 
-- ``bff serve [--app A] [--host H] [--port P]`` runs the BFF against the services named by
-  ``BFF_SERVICE_<NAME>_URL`` (default: each service's ``default_url``).
+- ``bff serve [--app A] [--host H] [--port P] [--workers N]`` runs the BFF against the services named
+  by ``BFF_SERVICE_<NAME>_URL`` (default: each service's ``default_url``); with ``--workers N`` (or
+  ``BFF_WORKERS``) above 1, N processes on one port sharing their state in ``BFF_REDIS_URL``
+  (:mod:`bff.workers`). ``--reuse-port`` binds with ``SO_REUSEPORT``, so other processes may serve the
+  same port (what the workers do).
 - ``bff demo [--app A] [--host H] [--port P]`` also starts the app's demo services and points the BFF
   at them: on their usual ports, or all on free ports with ``--port 0``. Webhooks of the demo go to
   the BFF, signed with ``BFF_WEBHOOK_SECRETS`` (or a fresh secret when unset).
@@ -55,6 +58,7 @@ from bff.settings import (
     load_settings,
     service_variable,
 )
+from bff.workers import run_workers
 
 EXIT_BAD_SETTINGS = 2
 
@@ -83,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--port", type=int, help="port to listen on (default: BFF_PORT or 8000; 0: a free one)"
         )
+        if name == "serve":
+            command.add_argument(
+                "--workers", type=int, help="processes serving the port (default: BFF_WORKERS or 1)"
+            )
+            command.add_argument(
+                "--reuse-port", action="store_true", help="bind with SO_REUSEPORT (for several processes)"
+            )
     services = commands.add_parser("demo-services", help="run the app's demo services alone")
     services.add_argument("--app", help=app_help)
     services.add_argument("--free-ports", action="store_true", help="listen on free ports")
@@ -195,7 +206,7 @@ def _with_demo_urls(settings: Settings, urls: Mapping[str, str]) -> Settings:
     return settings.model_copy(update={"services": services})
 
 
-async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
+async def _serve(settings: Settings, app: App, *, with_demo: bool, reuse_port: bool = False) -> None:
     async with contextlib.AsyncExitStack() as stack:
         demo: DemoServices | None = None
         if with_demo:
@@ -224,7 +235,7 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
         await site.start()
         host, port = _bound_address(runner, settings)
         if isinstance(demo, WebhookSender) and settings.webhook_secrets:
@@ -288,7 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bff: bad app ({source}): {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     try:
-        overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+        overrides = {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "workers": getattr(args, "workers", None),
+        }
         settings = load_settings(os.environ, services=app.service_defaults(), app=reference, **overrides)
     except SettingsError as exc:
         print(f"bff: bad setting: {exc}", file=sys.stderr)
@@ -303,12 +318,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "persisted-queries":
         return _build_manifest(settings, app, args.documents, args.output)
+    if args.command == "serve" and settings.workers > 1:
+        if settings.redis_url is None:
+            print("bff: bad setting: --workers/BFF_WORKERS above 1 needs BFF_REDIS_URL", file=sys.stderr)
+            return EXIT_BAD_SETTINGS
+        command = [sys.executable, "-m", "bff.cli", "serve", "--app", reference]
+        return asyncio.run(
+            run_workers(
+                command, host=settings.host, port=settings.port, workers=settings.workers, env=os.environ
+            )
+        )
     configure_logging(settings.log_level)
     try:
         if args.command == "demo-services":
             asyncio.run(_demo_services(app, free_ports=args.free_ports))
         else:
-            asyncio.run(_serve(settings, app, with_demo=args.command == "demo"))
+            reuse_port = bool(getattr(args, "reuse_port", False))
+            asyncio.run(_serve(settings, app, with_demo=args.command == "demo", reuse_port=reuse_port))
     except SettingsError as exc:
         print(f"bff: bad setting: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS

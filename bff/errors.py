@@ -156,6 +156,11 @@ ERROR_CODES: Final[Mapping[str, tuple[int | None, str]]] = {
     "TOO_MANY_CONNECTIONS": (429, "BFF_MAX_REQUESTS_PER_CLIENT requests in progress from one client IP"),
     "RATE_LIMITED": (429, "BFF_RATE_LIMIT exceeded (Retry-After); as a field error: a service's 429"),
     "UNAUTHENTICATED": (401, "bad or expired credentials; as a field error: sign-in needed"),
+    "IDEMPOTENCY_UNAVAILABLE": (
+        503,
+        "idempotency keys cannot be checked (Redis down): nothing was done; Retry-After; as a field "
+        "error: that mutation did not run",
+    ),
     # Field errors: the operation ran; the field is null and the response is 200 with partial data.
     "BAD_USER_INPUT": (None, "an argument or variable is invalid"),
     "FORBIDDEN": (None, "the principal may not see the field"),

@@ -11,10 +11,12 @@ webhook ingress claims ``webhook:<source>:<webhook-id>``. A claim says what the 
 
 :class:`IdempotencyStore` is the protocol; :class:`InMemoryIdempotencyStore` keeps keys in this
 process for ``ttl_s`` seconds, at most ``max_keys`` of them. Its limits, stated plainly: keys do not
-survive a restart and are not shared between instances (a Redis implementation behind the same
-protocol will be); when full, the oldest finished keys are forgotten first, so a replay older than
-``max_keys`` newer keys is applied again; when every key is still in progress, new claims fail with
-:class:`IdempotencyStoreFull` rather than forgetting work under way.
+survive a restart and are not shared between instances (:class:`bff.redis.idempotency.RedisIdempotencyStore`,
+with ``BFF_REDIS_URL``, is both); when full, the oldest finished keys are forgotten first, so a replay
+older than ``max_keys`` newer keys is applied again; when every key is still in progress, new claims
+fail with :class:`IdempotencyStoreFull` rather than forgetting work under way. A store that cannot
+reach its storage raises :class:`IdempotencyStoreUnavailable`: callers refuse the request (503 with
+``Retry-After``) rather than risk applying it twice.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "ClaimState",
     "IdempotencyStore",
     "IdempotencyStoreFull",
+    "IdempotencyStoreUnavailable",
     "InMemoryIdempotencyStore",
 ]
 
@@ -67,13 +70,23 @@ class IdempotencyStoreFull(Exception):
     """No key can be claimed now: the store is full of keys still in progress."""
 
 
+class IdempotencyStoreUnavailable(Exception):
+    """The store's storage cannot be reached: whether a key was used is unknown. Retry after
+    ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class IdempotencyStore(Protocol):
     """Claims on idempotency keys, kept for a while."""
 
     async def claim(self, key: str, fingerprint: str) -> Claim:
         """Claim ``key`` for a request identified by ``fingerprint`` (e.g. a hash of its input).
 
-        Never waits. Raises :class:`IdempotencyStoreFull` when the key is new and cannot be stored.
+        Never waits. Raises :class:`IdempotencyStoreFull` when the key is new and cannot be stored,
+        :class:`IdempotencyStoreUnavailable` when the storage cannot be reached (any method may).
         """
         ...
 

@@ -5,7 +5,8 @@ APQ (``BFF_APQ``, on by default): a request's ``extensions.persistedQuery`` is
 hash runs, or the request fails with ``PERSISTED_QUERY_NOT_FOUND``; the client then sends the hash
 with the query, whose SHA-256 must match (``PERSISTED_QUERY_HASH_MISMATCH``), and the document is
 stored once it ran without a request error. The store holds ``BFF_APQ_CACHE_BYTES`` of documents (least
-recently used go first) behind :class:`QueryStore`, so a shared store can replace it.
+recently used go first) behind :class:`QueryStore`; with ``BFF_REDIS_URL`` it is shared by every
+instance (:class:`bff.redis.queries.RedisQueryStore`, at most ``BFF_APQ_CACHE_SIZE`` documents).
 
 Safelist (``BFF_PERSISTED_QUERIES_MANIFEST``): only the manifest's documents run, by hash or by
 full text; anything else fails with ``PERSISTED_QUERY_NOT_IN_LIST`` and nothing is registered. The
@@ -146,12 +147,13 @@ class PersistedQueries:
         self._safelisted_texts = frozenset(safelist.values()) if safelist is not None else frozenset()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PersistedQueries:
-        """APQ and safelist as configured; raises ``SettingsError`` for a bad manifest."""
+    def from_settings(cls, settings: Settings, *, store: QueryStore | None = None) -> PersistedQueries:
+        """APQ (over ``store``, by default in the process) and safelist as configured; raises
+        ``SettingsError`` for a bad manifest."""
         manifest = settings.persisted_queries_manifest
         return cls(
             apq=settings.apq,
-            store=MemoryQueryStore(settings.apq_cache_bytes),
+            store=store if store is not None else MemoryQueryStore(settings.apq_cache_bytes),
             safelist=load_manifest(manifest) if manifest is not None else None,
         )
 

@@ -186,14 +186,18 @@ class Settings(BaseModel):
     (``BFF_RATE_LIMIT``, the ``limits`` notation); unset: no rate limit."""
     rate_limit_by_cost: bool = False
     """Count each operation's cost instead of 1 against the rate limit (``BFF_RATE_LIMIT_BY_COST``)."""
-    rate_limit_storage_url: str = "memory://"
+    rate_limit_storage_url: str | None = None
     """Where rate-limit counters live, a ``limits`` storage URL (``BFF_RATE_LIMIT_STORAGE_URL``), e.g.
-    ``redis://host:6379/0`` to share them between instances."""
+    ``redis://host:6379/0``; unset: the Redis of ``BFF_REDIS_URL`` when set, else ``memory://`` (in the
+    process)."""
     apq: bool = True
     """Apollo automatic persisted queries: register and run documents by SHA-256 hash (``BFF_APQ``)."""
     apq_cache_bytes: Annotated[int, Field(ge=1_024, le=10_000_000_000)] = 16_000_000
     """Most bytes of documents the in-process APQ store keeps, least recently used dropped first
     (``BFF_APQ_CACHE_BYTES``): a client chooses every document, so the bound is in bytes."""
+    apq_cache_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    """With Redis: most documents the shared APQ store keeps, least recently used dropped first
+    (``BFF_APQ_CACHE_SIZE``); each is at most ``BFF_MAX_BODY_BYTES``, so it is bounded in bytes too."""
     persisted_queries_manifest: Path | None = None
     """Safelist mode: only documents in this JSON manifest run (``BFF_PERSISTED_QUERIES_MANIFEST``)."""
     cors_allowed_origins: tuple[str, ...] = ()
@@ -243,6 +247,40 @@ class Settings(BaseModel):
     sse_subscriptions: bool = True
     """Serve subscriptions over Server-Sent Events too (``BFF_SSE_SUBSCRIPTIONS``)."""
 
+    # Shared state in Redis and several processes (issue 11); see README "Run several instances".
+    redis_url: SecretStr | None = None
+    """Redis holding the state instances share (``BFF_REDIS_URL``, ``redis://[user:password@]host:port/db``,
+    ``rediss://`` or ``unix://``): cache second level, event bus, idempotency keys, webhook queue, rate
+    limits and APQ documents. Unset: all of them live in the process. Never shown in logs or errors."""
+    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "bff"
+    """First part of every Redis key and channel (``BFF_REDIS_PREFIX``), so several deployments can
+    share one Redis; letters, digits, ``_``, ``.`` and ``-``."""
+    redis_timeout_ms: Milliseconds = 1_000
+    """Time allowed to connect to Redis and for one command's answer (``BFF_REDIS_TIMEOUT_MS``); past it
+    Redis counts as down for a second (see README "When Redis fails")."""
+    redis_max_connections: Annotated[int, Field(ge=4, le=10_000)] = 64
+    """Most connections one process opens to Redis for commands (``BFF_REDIS_MAX_CONNECTIONS``); more
+    concurrent commands wait up to ``BFF_REDIS_TIMEOUT_MS`` for one. The bus and the webhook worker
+    hold one blocking connection each on top."""
+    cache_l1_ttl_ms: Annotated[int, Field(ge=0, le=3_600_000)] = 2_000
+    """With Redis: longest an entry stays in the in-process first level of the entity cache
+    (``BFF_CACHE_L1_TTL_MS``, at most ``BFF_CACHE_MAX_ENTRIES`` entries). Invalidations reach other
+    instances' first levels at once over Redis; this bounds how long one missed while Redis was
+    unreachable can be served. 0: no first level."""
+    idempotency_lease_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 10_000
+    """With Redis: how long an idempotency key in progress stays claimed without its holder renewing it
+    (``BFF_IDEMPOTENCY_LEASE_MS``; the holder renews every third of it). A holder that dies frees its
+    keys after this; a request waiting for the key then runs."""
+    event_log_max_len: Annotated[int, Field(ge=100, le=100_000_000)] = 100_000
+    """With Redis: about how many recent events the bus's stream keeps (``BFF_EVENT_LOG_MAX_LEN``); an
+    instance cut off from Redis catches up on at most these many when it reconnects."""
+    webhook_claim_idle_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 10_000
+    """With Redis: an accepted webhook taken by a worker that has not published it within this time (its
+    process died) is taken over by another instance's worker (``BFF_WEBHOOK_CLAIM_IDLE_MS``)."""
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    """Processes ``bff serve`` runs on one port (``BFF_WORKERS``; ``--workers`` wins). More than 1 needs
+    ``BFF_REDIS_URL``, since workers share state only through Redis."""
+
     @property
     def authentication_configured(self) -> bool:
         """Whether any credential can be checked: a JWT key source or API keys."""
@@ -272,6 +310,15 @@ class Settings(BaseModel):
         # A short HMAC key can be brute-forced offline from any one token it signed.
         if value is not None and len(value.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518 section 3.2)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @field_validator("rate_limit", "auth_failure_limit")

@@ -217,6 +217,14 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, keeping the ``connection_init`` payload for :meth:`GraphQLView.on_ws_connect`
     and each ``subscribe`` message's ``extensions`` for the operation pipeline."""
 
+    async def handle_task_exception(self, error: Exception) -> None:
+        """A client gone while its operation was answering is not an error of ours: logged quietly;
+        anything else as Strawberry logs it (with the traceback)."""
+        if isinstance(error, ConnectionResetError | WebSocketDisconnected):
+            logger.debug("[request %s] WebSocket client went away mid-operation", self.context.request_id)
+            return
+        await super().handle_task_exception(error)
+
     async def handle_message(self, message: transport_ws.Message) -> None:
         """Close with 4400 on a malformed message; pass the others to Strawberry."""
         problem = _message_problem(message, legacy=False)

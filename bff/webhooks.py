@@ -18,44 +18,57 @@ What a delivery goes through, in order; the body is not parsed before its signat
     webhook-id seen before           200 {"status": "duplicate"}          (nothing happens again)
     webhook-id reused for another body 409 WEBHOOK_ID_REUSED
     processing queue full            503 WEBHOOK_BUSY with Retry-After    (the sender retries)
+    the queue's storage unreachable  503 WEBHOOK_UNAVAILABLE with Retry-After
     otherwise                        202 {"status": "accepted"}
 
 Errors are ``{"error": {"code": ..., "message": ...}}``. Several secrets may be configured at once
 (``BFF_WEBHOOK_SECRETS``), so a secret can be rotated without losing deliveries: add the new one, let
 the sender switch, remove the old one.
 
-Acceptance is durable in the sense the idempotency store is: the ``webhook-id`` is claimed in the
-store before the 2xx, and a worker publishes the handler's events on the event bus afterwards, then
-marks the id done. With the in-memory store and queue, a
-crash of the process between the 2xx and the publish loses that event, and a restart forgets which
-ids were seen; a shared store (Redis) and a persistent queue are what removes both limits. On a clean
-shutdown the worker drains the queue first.
+Where accepted deliveries wait is a :class:`WebhookQueue`: the ``webhook-id`` is recorded and the
+handler's events queued before the 2xx, and a worker publishes them on the event bus afterwards.
+:class:`InMemoryWebhookQueue` (the default) claims the id in the idempotency store and queues in the
+process: a crash between the 2xx and the publish loses that event, and a restart forgets which ids
+were seen. With ``BFF_REDIS_URL``, :class:`bff.redis.webhooks.RedisWebhookQueue` writes both to Redis
+before the 2xx and any instance's worker publishes, so neither is lost. On a clean shutdown the
+worker drains what this process holds first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bff.events import EVENT_BUS, Event, EventBus
-from bff.idempotency import IDEMPOTENCY, ClaimState, IdempotencyStore, IdempotencyStoreFull
+from bff.idempotency import (
+    IDEMPOTENCY,
+    ClaimState,
+    IdempotencyStore,
+    IdempotencyStoreFull,
+    IdempotencyStoreUnavailable,
+)
 from bff.settings import Settings, SettingsError
 
 __all__ = [
     "WEBHOOKS",
+    "Acceptance",
+    "InMemoryWebhookQueue",
     "WebhookEndpoint",
     "WebhookHandler",
     "WebhookIngress",
+    "WebhookQueue",
+    "WebhookQueueUnavailable",
     "WebhookRejected",
     "WebhookVerifier",
     "setup_webhooks",
@@ -159,25 +172,116 @@ class WebhookEndpoint:
     handle: WebhookHandler
 
 
+class Acceptance(enum.Enum):
+    """What a :class:`WebhookQueue` did with a delivery."""
+
+    ACCEPTED = "accepted"
+    """Recorded and queued: answer 202."""
+    DUPLICATE = "duplicate"
+    """The id was seen with this body before: answer 200, do nothing."""
+    CONFLICT = "conflict"
+    """The id was seen with another body: answer 409."""
+    BUSY = "busy"
+    """Too many deliveries waiting: answer 503 with ``Retry-After``."""
+
+
+class WebhookQueueUnavailable(Exception):
+    """The queue's storage cannot be reached; nothing was recorded. Retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class WebhookQueue(Protocol):
+    """Where accepted deliveries wait for a worker to publish their events, once per id."""
+
+    processed: int
+    """Deliveries this process's worker published since start."""
+
+    async def accept(self, key: str, fingerprint: str, events: Sequence[Event]) -> Acceptance:
+        """Record the delivery ``key`` (``webhook:<endpoint>:<webhook-id>``) with its body's
+        ``fingerprint`` and queue ``events``, before the sender is answered.
+
+        Raises :class:`WebhookQueueUnavailable` when that cannot be done now.
+        """
+        ...
+
+    async def run(self) -> None:
+        """Publish accepted deliveries until cancelled."""
+        ...
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until what this process holds is published."""
+        ...
+
+
+class InMemoryWebhookQueue:
+    """A :class:`WebhookQueue` in the process: ids claimed in the idempotency ``store``, at most
+    ``queue_size`` deliveries waiting, events published on ``bus``. Lost if the process dies."""
+
+    def __init__(self, store: IdempotencyStore, bus: EventBus, *, queue_size: int) -> None:
+        self.store = store
+        self.bus = bus
+        self._queue: asyncio.Queue[tuple[str, Sequence[Event]]] = asyncio.Queue(maxsize=queue_size)
+        self.processed = 0
+
+    async def accept(self, key: str, fingerprint: str, events: Sequence[Event]) -> Acceptance:
+        """See :meth:`WebhookQueue.accept`."""
+        try:
+            claim = await self.store.claim(key, fingerprint)
+        except IdempotencyStoreFull:
+            return Acceptance.BUSY
+        except IdempotencyStoreUnavailable as exc:
+            raise WebhookQueueUnavailable(str(exc), retry_after_s=exc.retry_after_s) from exc
+        if claim.state is ClaimState.CONFLICT:
+            return Acceptance.CONFLICT
+        if claim.state is not ClaimState.NEW:
+            return Acceptance.DUPLICATE
+        try:
+            self._queue.put_nowait((key, events))
+        except asyncio.QueueFull:
+            await self.store.release(key)
+            return Acceptance.BUSY
+        return Acceptance.ACCEPTED
+
+    async def _process(self, key: str, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.bus.publish(event)
+        await self.store.complete(key, {"events": [event.topic for event in events]})
+        self.processed += 1
+
+    async def run(self) -> None:
+        """See :meth:`WebhookQueue.run`."""
+        while True:
+            key, events = await self._queue.get()
+            try:
+                await self._process(key, events)
+            except Exception:
+                # Accepted already: the sender will not redeliver. Log loudly so it can be replayed.
+                logger.exception("webhook %s accepted but not processed", key)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout_s: float = _DRAIN_TIMEOUT_S) -> None:
+        """See :meth:`WebhookQueue.drain`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+
+
 class WebhookIngress:
     """Accepts an app's webhooks and processes each ``webhook-id`` once (see the module docstring)."""
 
-    def __init__(
-        self,
-        verifier: WebhookVerifier,
-        store: IdempotencyStore,
-        bus: EventBus,
-        *,
-        max_body_bytes: int,
-        queue_size: int,
-    ) -> None:
+    def __init__(self, verifier: WebhookVerifier, queue: WebhookQueue, *, max_body_bytes: int) -> None:
         self.verifier = verifier
-        self.store = store
-        self.bus = bus
+        self.queue = queue
         self.max_body_bytes = max_body_bytes
-        self._queue: asyncio.Queue[tuple[str, Sequence[Event]]] = asyncio.Queue(maxsize=queue_size)
-        self.processed = 0
-        """Webhooks processed (published) since start."""
+
+    @property
+    def processed(self) -> int:
+        """Webhooks this process published since start."""
+        return self.queue.processed
 
     async def handle(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
         """The handler of ``POST endpoint.path``."""
@@ -199,58 +303,50 @@ class WebhookIngress:
         events = endpoint.handle(webhook_id, body)
         key = f"webhook:{endpoint.name}:{webhook_id}"
         try:
-            claim = await self.store.claim(key, hashlib.sha256(body).hexdigest())
-        except IdempotencyStoreFull:
-            raise WebhookRejected(503, "WEBHOOK_BUSY", "too many webhooks in progress") from None
-        if claim.state is ClaimState.CONFLICT:
+            accepted = await self.queue.accept(key, hashlib.sha256(body).hexdigest(), events)
+        except WebhookQueueUnavailable as exc:
+            logger.warning("webhook %s refused: %s", key, exc)
+            return _retry_later("WEBHOOK_UNAVAILABLE", "webhooks cannot be recorded now", exc.retry_after_s)
+        if accepted is Acceptance.CONFLICT:
             raise WebhookRejected(409, "WEBHOOK_ID_REUSED", "this webhook-id came with another body before")
-        if claim.state is not ClaimState.NEW:
+        if accepted is Acceptance.DUPLICATE:
             return web.json_response({"status": "duplicate"}, status=200)
-        try:
-            self._queue.put_nowait((key, events))
-        except asyncio.QueueFull:
-            await self.store.release(key)
-            rejected = WebhookRejected(503, "WEBHOOK_BUSY", "too many webhooks waiting to be processed")
-            response = rejected.response()
-            response.headers["Retry-After"] = "1"
-            return response
+        if accepted is Acceptance.BUSY:
+            return _retry_later("WEBHOOK_BUSY", "too many webhooks waiting to be processed", 1)
         return web.json_response({"status": "accepted"}, status=202)
-
-    async def _process(self, key: str, events: Sequence[Event]) -> None:
-        for event in events:
-            await self.bus.publish(event)
-        await self.store.complete(key, {"events": [event.topic for event in events]})
-        self.processed += 1
 
     async def run(self) -> None:
         """Process accepted webhooks until cancelled."""
-        while True:
-            key, events = await self._queue.get()
-            try:
-                await self._process(key, events)
-            except Exception:
-                # Accepted already: the sender will not redeliver. Log loudly so it can be replayed.
-                logger.exception("webhook %s accepted but not processed", key)
-            finally:
-                self._queue.task_done()
+        await self.queue.run()
 
     async def drain(self, timeout_s: float = _DRAIN_TIMEOUT_S) -> None:
-        """Wait until every accepted webhook is processed (at most ``timeout_s`` seconds)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._queue.join()
+        """Wait until every accepted webhook this process holds is processed (at most ``timeout_s``)."""
+        await self.queue.drain(timeout_s)
+
+
+def _retry_later(code: str, message: str, retry_after_s: int) -> web.Response:
+    response = WebhookRejected(503, code, message).response()
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 WEBHOOKS: Final = web.AppKey("bff.webhooks", WebhookIngress)
 """Where the app keeps its :class:`WebhookIngress`."""
 
 
-def setup_webhooks(app: web.Application, settings: Settings, endpoints: Sequence[WebhookEndpoint]) -> None:
+def setup_webhooks(
+    app: web.Application,
+    settings: Settings,
+    endpoints: Sequence[WebhookEndpoint],
+    *,
+    queue: WebhookQueue | None = None,
+) -> None:
     """Add ``POST`` routes for the app's webhook ``endpoints`` and the worker that processes what they
     accept; nothing without endpoints.
 
-    Needs the app's event bus and idempotency store (under :data:`~bff.events.EVENT_BUS` and
-    :data:`~bff.idempotency.IDEMPOTENCY`) by start-up. Raises :class:`~bff.settings.SettingsError`
+    ``queue`` holds accepted deliveries; by default an :class:`InMemoryWebhookQueue` over the app's
+    event bus and idempotency store (under :data:`~bff.events.EVENT_BUS` and
+    :data:`~bff.idempotency.IDEMPOTENCY` by start-up). Raises :class:`~bff.settings.SettingsError`
     for a secret that is not valid.
     """
     if not endpoints:
@@ -264,20 +360,20 @@ def setup_webhooks(app: web.Application, settings: Settings, endpoints: Sequence
         raise SettingsError(f"BFF_WEBHOOK_SECRETS: {exc}") from None
 
     async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-        ingress = WebhookIngress(
-            verifier,
-            app[IDEMPOTENCY],
-            app[EVENT_BUS],
-            max_body_bytes=settings.webhook_max_body_bytes,
-            queue_size=settings.webhook_queue_size,
+        held = queue or InMemoryWebhookQueue(
+            app[IDEMPOTENCY], app[EVENT_BUS], queue_size=settings.webhook_queue_size
         )
+        ingress = WebhookIngress(verifier, held, max_body_bytes=settings.webhook_max_body_bytes)
         app[WEBHOOKS] = ingress
         worker = asyncio.create_task(ingress.run(), name="bff-webhooks")
         try:
             yield
         finally:
             await ingress.drain()
-            worker.cancel()
+            # Cancel again if the worker swallowed it (a Redis read's timeout can, on Python 3.11).
+            while not worker.done():
+                worker.cancel()
+                await asyncio.wait({worker}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 

@@ -1,3 +1,3 @@
 """Fixtures shared by every test package."""
 
-pytest_plugins = ["tests.support.jsonserver"]
+pytest_plugins = ["tests.support.jsonserver", "tests.support.redis"]

@@ -20,6 +20,7 @@ from bff.operation.validation import validation_cache
 from bff.persisted import PersistedQueries
 from bff.rate_limit import RateLimiter
 from bff.settings import Settings
+from bff.shared import SharedState
 from bff.stale import StaleExtension
 from bff.subscriptions import PerEventExecutor
 
@@ -31,7 +32,7 @@ VALIDATION_CACHE_BYTES: Final = 8_000_000
 """Memory the validation results of an app may take, keyed by document text (estimated bytes)."""
 
 
-def build_schema(app: App, settings: Settings) -> OperationSchema:
+def build_schema(app: App, settings: Settings, *, shared: SharedState | None = None) -> OperationSchema:
     """The executable schema of ``app``: the operation pipeline every transport runs through
     (:mod:`bff.operation.pipeline`), parser and validation caches bounded in bytes, operation limits
     priced by the app's declarations, error masking, stale reporting, and fresh contexts per
@@ -41,7 +42,8 @@ def build_schema(app: App, settings: Settings) -> OperationSchema:
     validation cache hitting (see :mod:`bff.limits`). Relationship fields are resolved by graphql-core
     directly, without Strawberry's per-call wrapper (see :mod:`bff.graph.relations`). With
     ``BFF_FEDERATION`` the schema is a Federation 2 subgraph over the app's entities
-    (:mod:`bff.graph.federation`).
+    (:mod:`bff.graph.federation`). APQ documents and rate-limit counters live where ``shared``
+    (:mod:`bff.shared`) keeps them; by default in the process.
     """
     limits = Limits.from_settings(settings, app.cost_map)
     rules = validation_rules(limits)
@@ -75,8 +77,12 @@ def build_schema(app: App, settings: Settings) -> OperationSchema:
     schema.pipeline = OperationPipeline(
         settings,
         cost_map=app.cost_map,
-        persisted=PersistedQueries.from_settings(settings),
-        rate_limiter=RateLimiter.from_settings(settings),
+        persisted=PersistedQueries.from_settings(settings, store=shared.query_store if shared else None),
+        rate_limiter=RateLimiter.from_settings(
+            settings,
+            storage=shared.rate_limit_storage if shared else None,
+            available=shared.rate_limit_available if shared else None,
+        ),
         parse=parse,
     )
     schema.pipeline.bind(core)

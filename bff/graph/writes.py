@@ -22,11 +22,12 @@ from bff.context import Context
 from bff.downstream import Call
 from bff.errors import BFFError
 from bff.events import Event
-from bff.idempotency import ClaimState, IdempotencyStore, IdempotencyStoreFull
+from bff.idempotency import ClaimState, IdempotencyStore, IdempotencyStoreFull, IdempotencyStoreUnavailable
 from bff.loaders import Record
 
 __all__ = [
     "ClaimOutcome",
+    "IdempotencyUnavailable",
     "KitUserErrorCode",
     "MutationFailed",
     "MutationResult",
@@ -61,6 +62,14 @@ class TooBusy(BFFError):
     """The BFF cannot take more mutations with idempotency keys right now; retry shortly."""
 
     code = "TOO_BUSY"
+
+
+class IdempotencyUnavailable(BFFError):
+    """Idempotency keys cannot be checked now (their store, Redis, is unreachable), so the mutation was
+    not run; retry after ``extensions.retryAfter`` seconds. An operation that did nothing else is a
+    request error with HTTP 503 and ``Retry-After`` (:mod:`bff.operation.schema`)."""
+
+    code = "IDEMPOTENCY_UNAVAILABLE"
 
 
 class KitUserErrorCode(enum.Enum):
@@ -156,10 +165,19 @@ async def claim(ctx: Context, key: str, digest: str, *, key_field: Sequence[str]
 
     Returns ``owned`` (do the work, then complete or release the key), a ``result`` to replay, or
     a user error (key reused for another input, or still in use after waiting). Raises
-    :class:`TooBusy` when the store cannot take the key.
+    :class:`TooBusy` when the store cannot take the key, :class:`IdempotencyUnavailable` when it
+    cannot be reached.
     """
-    keys = store(ctx)
-    path = tuple(key_field)
+    try:
+        return await _claim(store(ctx), key, digest, tuple(key_field))
+    except IdempotencyStoreUnavailable as exc:
+        raise IdempotencyUnavailable(
+            "idempotency keys cannot be checked now; nothing was done, retry later",
+            retryAfter=exc.retry_after_s,
+        ) from None
+
+
+async def _claim(keys: IdempotencyStore, key: str, digest: str, path: tuple[str, ...]) -> ClaimOutcome:
     for _ in range(3):
         try:
             found = await keys.claim(key, digest)

@@ -72,7 +72,7 @@ class OperationSchema(QuietSchema):
         )
         if admitted is not None and self.pipeline is not None and not _is_request_error(result):
             await self.pipeline.ran(admitted)
-        return result
+        return _refused_whole(result)
 
     async def stream(
         self,
@@ -129,6 +129,32 @@ class OperationSchema(QuietSchema):
         except OperationRefused as refused:
             logger.info("[request %s] operation refused: %s", context.request_id, refused.code)
             return refused.result()
+
+
+REFUSING_CODES = frozenset({"IDEMPOTENCY_UNAVAILABLE"})
+"""Codes of field errors that mean the field did nothing: when every root field of an operation
+failed with one of them, nothing happened, and the operation is answered as a request error (its
+HTTP status and ``Retry-After`` from :data:`bff.errors.ERROR_CODES`), so clients and proxies see a
+503 rather than a 200 with nulls."""
+
+
+def _refused_whole(result: ExecutionResult) -> ExecutionResult:
+    """``result``, or one request error when every root field was refused (:data:`REFUSING_CODES`)."""
+    if (
+        not result.errors
+        or not isinstance(result.data, dict)
+        or any(v is not None for v in result.data.values())
+    ):
+        return result
+    codes = {(error.extensions or {}).get("code") for error in result.errors}
+    if not codes <= REFUSING_CODES:
+        return result
+    first = result.errors[0]
+    return ExecutionResult(
+        data=None,
+        errors=[GraphQLError(first.message, extensions=first.extensions)],
+        extensions=result.extensions,
+    )
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
