@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(build_schema(app, settings).as_str())
         return 0
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "demo-services":
             asyncio.run(_demo_services(app, free_ports=args.free_ports))

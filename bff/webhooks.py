@@ -53,10 +53,12 @@ from bff.settings import Settings, SettingsError
 
 __all__ = [
     "WEBHOOKS",
+    "WEBHOOK_RESULTS",
     "WebhookEndpoint",
     "WebhookHandler",
     "WebhookIngress",
     "WebhookRejected",
+    "WebhookResults",
     "WebhookVerifier",
     "setup_webhooks",
 ]
@@ -159,8 +161,16 @@ class WebhookEndpoint:
     handle: WebhookHandler
 
 
+WebhookResults = Callable[[str, str, str | None], None]
+"""``results(endpoint, outcome, code)`` after each delivery: ``accepted``, ``duplicate`` or ``refused``
+with the error code (for metrics)."""
+
+
 class WebhookIngress:
-    """Accepts an app's webhooks and processes each ``webhook-id`` once (see the module docstring)."""
+    """Accepts an app's webhooks and processes each ``webhook-id`` once (see the module docstring).
+
+    ``results`` hears the outcome of every delivery.
+    """
 
     def __init__(
         self,
@@ -170,7 +180,9 @@ class WebhookIngress:
         *,
         max_body_bytes: int,
         queue_size: int,
+        results: WebhookResults | None = None,
     ) -> None:
+        self.results = results
         self.verifier = verifier
         self.store = store
         self.bus = bus
@@ -182,10 +194,18 @@ class WebhookIngress:
     async def handle(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
         """The handler of ``POST endpoint.path``."""
         try:
-            return await self._accept(request, endpoint)
+            response = await self._accept(request, endpoint)
         except WebhookRejected as rejected:
             logger.info("webhook %s rejected: %s %s", endpoint.name, rejected.status, rejected.code)
+            if self.results is not None:
+                self.results(endpoint.name, "refused", rejected.code)
             return rejected.response()
+        if self.results is not None:
+            outcome = {202: ("accepted", None), 200: ("duplicate", None)}.get(
+                response.status, ("refused", "WEBHOOK_BUSY")
+            )
+            self.results(endpoint.name, *outcome)
+        return response
 
     async def _accept(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
         if not self.verifier.configured:
@@ -243,6 +263,8 @@ class WebhookIngress:
 
 WEBHOOKS: Final = web.AppKey("bff.webhooks", WebhookIngress)
 """Where the app keeps its :class:`WebhookIngress`."""
+WEBHOOK_RESULTS: Final[web.AppKey[WebhookResults]] = web.AppKey("bff.webhook_results")
+"""Who hears each delivery's outcome (set by :func:`bff.app.create_app` when metrics are on)."""
 
 
 def setup_webhooks(app: web.Application, settings: Settings, endpoints: Sequence[WebhookEndpoint]) -> None:
@@ -270,6 +292,7 @@ def setup_webhooks(app: web.Application, settings: Settings, endpoints: Sequence
             app[EVENT_BUS],
             max_body_bytes=settings.webhook_max_body_bytes,
             queue_size=settings.webhook_queue_size,
+            results=app.get(WEBHOOK_RESULTS),
         )
         app[WEBHOOKS] = ingress
         worker = asyncio.create_task(ingress.run(), name="bff-webhooks")

@@ -7,6 +7,9 @@ for every transport at once, as Strawberry's own extensions do.
 
 Strawberry's WebSocket handlers do not pass a message's ``extensions`` (APQ hashes) to the schema;
 :data:`OPERATION_EXTENSIONS` carries them from bff's handlers (:mod:`bff.view`) to :meth:`stream`.
+
+The same two methods are where telemetry sees every operation (:mod:`bff.telemetry.operations`):
+its duration, errors and refusals, its span, and its access line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bff.context import Context
 from bff.observability import QuietSchema
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import OperationPipeline, OperationRefused
+from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
 
@@ -38,12 +42,14 @@ class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
     ``pipeline`` and ``validated`` (the validation cache, for tests and metrics) are set by
-    :func:`bff.graph.schema.build_schema`; without a pipeline, or for a context that is not a
-    :class:`~bff.context.Context`, operations run as Strawberry runs them.
+    :func:`bff.graph.schema.build_schema`, ``telemetry`` by :func:`bff.app.create_app`; without a
+    pipeline, or for a context that is not a :class:`~bff.context.Context`, operations run as
+    Strawberry runs them.
     """
 
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
+    telemetry: OperationTelemetry | None = None
 
     async def execute(
         self,
@@ -67,6 +73,41 @@ class OperationSchema(QuietSchema):
                 allowed_operation_types,
                 operation_extensions,
             )
+        record = self.telemetry.start(context_value, HTTP) if self.telemetry is not None else None
+        try:
+            result = await self._admit_and_execute(
+                pipeline,
+                record,
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        except Exception as exc:
+            if record is not None:
+                record.failed(exc)
+            raise
+        finally:
+            if record is not None:
+                record.finish()
+                record.detach()
+        return result
+
+    async def _admit_and_execute(
+        self,
+        pipeline: OperationPipeline,
+        record: OperationRecord | None,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Context,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
+    ) -> ExecutionResult:
         try:
             admitted = await pipeline.admit(
                 query=query,
@@ -76,8 +117,14 @@ class OperationSchema(QuietSchema):
                 context=context_value,
             )
         except OperationRefused as refused:
-            logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
-            return refused.result()
+            logger.info("operation refused: %s", refused.code)
+            refusal: ExecutionResult = refused.result()
+            if record is not None:
+                record.refused(refused)
+                record.result(refusal)
+            return refusal
+        if record is not None:
+            record.admitted(admitted)
         result = await super().execute(
             admitted.query,
             variable_values,
@@ -89,6 +136,8 @@ class OperationSchema(QuietSchema):
         )
         if not isinstance(result, PreExecutionError) and not _is_request_error(result):
             await pipeline.ran(admitted)
+        if record is not None:
+            record.result(result)
         return result
 
     async def stream(
@@ -104,31 +153,55 @@ class OperationSchema(QuietSchema):
         """Admit the operation, then stream its result(s); a refusal is one pre-execution error."""
         extensions = operation_extensions if operation_extensions is not None else OPERATION_EXTENSIONS.get()
         pipeline = self.pipeline
-        if pipeline is not None and isinstance(context_value, Context):
-            try:
-                admitted = await pipeline.admit(
-                    query=query,
-                    operation_name=operation_name,
-                    variables=variable_values,
-                    extensions=extensions,
-                    context=context_value,
-                )
-            except OperationRefused as refused:
-                logger.info("[request %s] operation refused: %s", context_value.request_id, refused.code)
+        if pipeline is None or not isinstance(context_value, Context):
+            return await super().stream(
+                query,
+                variable_values=variable_values,
+                context_value=context_value,
+                root_value=root_value,
+                operation_name=operation_name,
+                operation_extensions=extensions,
+                allowed_operation_types=allowed_operation_types,
+            )
+        record = None
+        if self.telemetry is not None:
+            transport = WEBSOCKET if context_value.websocket is not None else SSE
+            record = self.telemetry.start(context_value, transport)
+        try:
+            admitted = await pipeline.admit(
+                query=query,
+                operation_name=operation_name,
+                variables=variable_values,
+                extensions=extensions,
+                context=context_value,
+            )
+        except OperationRefused as refused:
+            logger.info("operation refused: %s", refused.code)
+            if record is None:
                 return _one(refused.result())
-            if admitted.parsed:
-                # Strawberry streams results after this returns: register the (hash-checked) text now.
-                await pipeline.ran(admitted)
-            query = admitted.query
-        return await super().stream(
-            query,
-            variable_values=variable_values,
-            context_value=context_value,
-            root_value=root_value,
-            operation_name=operation_name,
-            operation_extensions=extensions,
-            allowed_operation_types=allowed_operation_types,
-        )
+            record.refused(refused)
+            return record.stream(_one(refused.result()))
+        if record is not None:
+            record.admitted(admitted)
+        if admitted.parsed:
+            # Strawberry streams results after this returns: register the (hash-checked) text now.
+            await pipeline.ran(admitted)
+        try:
+            results = await super().stream(
+                admitted.query,
+                variable_values=variable_values,
+                context_value=context_value,
+                root_value=root_value,
+                operation_name=operation_name,
+                operation_extensions=extensions,
+                allowed_operation_types=allowed_operation_types,
+            )
+        except Exception as exc:
+            if record is not None:
+                record.failed(exc)
+                record.finish()
+            raise
+        return record.stream(results) if record is not None else results
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
