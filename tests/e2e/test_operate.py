@@ -1,0 +1,116 @@
+"""How telemetry is switched and served: off, on its own port, summed over worker processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bff.context import SERVICES
+from bff.telemetry import TELEMETRY
+from bff.view import GraphQLView
+from tests.e2e.stack import run_bff
+from tests.support.processes import clean_env, post, start, stop
+
+QUERY = '{ artist(id: "1") { name } }'
+SERVICES_OF_CHINOOK = ("CUSTOMERS", "CATALOG", "SALES", "PLAYLISTS", "PAYMENTS")
+
+
+def base(graphql_url: str) -> str:
+    return graphql_url.rsplit("/", 1)[0]
+
+
+async def test_with_metrics_and_tracing_off_no_seam_records(demo_services: dict[str, str]) -> None:
+    """BFF_METRICS=false and no OTEL_TRACES_EXPORTER: no /metrics, no telemetry handed to the schema
+    or the service clients, no traceId in answers; the answer is unchanged."""
+    async with run_bff("off", demo_services, BFF_METRICS="false") as stack:
+        assert stack.app is not None
+        telemetry = stack.app[TELEMETRY]
+        assert not telemetry.on
+        view = next(r.handler for r in stack.app.router.routes() if isinstance(r.handler, GraphQLView))
+        assert getattr(view.schema, "telemetry", "missing") is None
+        assert all(client._telemetry is None for client in stack.app[SERVICES].values())
+        answer = await stack.post(QUERY)
+        assert answer == {"data": {"artist": {"name": "AC/DC"}}}
+        assert (await stack.http.get(base(stack.graphql_url) + "/metrics")).status_code == 404
+
+
+async def test_metrics_on_their_own_port(demo_services: dict[str, str]) -> None:
+    """With BFF_METRICS_PORT, /metrics answers on that port only; the main port has none."""
+    async with run_bff("metrics-port", demo_services, BFF_METRICS_PORT="0") as stack:
+        assert stack.app is not None
+        await stack.post(QUERY)
+        address = stack.app[TELEMETRY].metrics_address
+        assert address is not None
+        host, port = address
+        scraped = await stack.http.get(f"http://{host}:{port}/metrics")
+        assert scraped.status_code == 200
+        assert 'bff_operation_duration_seconds_count{operation_name="unknown"' in scraped.text
+        assert (await stack.http.get(base(stack.graphql_url) + "/metrics")).status_code == 404
+
+
+async def test_safelisted_operations_are_labelled_by_name(
+    demo_services: dict[str, str], tmp_path: Path
+) -> None:
+    """In safelist mode an operation's name labels its metrics (the manifest bounds them)."""
+    manifest = tmp_path / "manifest.json"
+    body = 'query Artist { artist(id: "1") { name } }'
+    operation = {"id": "a", "name": "Artist", "type": "query", "body": body}
+    manifest.write_text(
+        json.dumps({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [operation]})
+    )
+    async with run_bff("safelist", demo_services, BFF_PERSISTED_QUERIES_MANIFEST=str(manifest)) as stack:
+        assert await stack.post(body) == {"data": {"artist": {"name": "AC/DC"}}}
+        text = (await stack.http.get(base(stack.graphql_url) + "/metrics")).text
+    samples = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "bff_operation_duration_seconds_count"
+    ]
+    assert [(s.labels["operation_name"], s.value) for s in samples] == [("Artist", 1.0)]
+
+
+def counts(text: str, name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def test_worker_processes_share_metrics_in_multiprocess_mode(tmp_path: Path) -> None:
+    """Two `bff serve` processes with one PROMETHEUS_MULTIPROC_DIR: either's /metrics sums the
+    operations of both, and a process that stopped no longer counts in the live gauges."""
+    env = clean_env(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+        BFF_LOG_LEVEL="WARNING",
+        BFF_SERVICE_CATALOG_RETRY_ATTEMPTS="1",
+        **{f"BFF_SERVICE_{name}_URL": "http://127.0.0.1:9" for name in SERVICES_OF_CHINOOK},
+    )
+    first, first_url = await start(["serve", "--port", "0"], env)
+    try:
+        second, second_url = await start(["serve", "--port", "0"], env)
+        try:
+            for url, times in ((first_url, 2), (second_url, 3)):
+                for _ in range(times):
+                    answer = await post(url, {"query": QUERY})
+                    [error] = answer["errors"]  # type: ignore[misc]
+                    assert error["extensions"]["code"] == "DOWNSTREAM_UNAVAILABLE"
+            async with httpx.AsyncClient() as http:
+                both = (await http.get(base(first_url) + "/metrics")).text
+                assert counts(both, "bff_operation_duration_seconds_count") == 5
+                assert counts(both, "bff_operation_errors_total", code="DOWNSTREAM_UNAVAILABLE") == 5
+                assert counts(both, "bff_downstream_breaker_state", service="catalog", state="closed") == 2
+                assert "process_resident_memory_bytes" not in both  # per process: left out
+        finally:
+            assert await stop(second) == 0
+        async with httpx.AsyncClient() as http:
+            one = (await http.get(base(first_url) + "/metrics")).text
+        assert counts(one, "bff_operation_duration_seconds_count") == 5  # counters outlive a worker
+        assert counts(one, "bff_downstream_breaker_state", service="catalog", state="closed") == 1
+    finally:
+        assert await stop(first) == 0
