@@ -114,6 +114,7 @@ class ServiceTelemetry:
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self.durations: dict[tuple[str, str], Histogram] = {}
         self._retries: dict[str, Counter] = {}
+        self._last_queued = 0
         if metrics is not None:
             self._in_use = metrics.bulkhead_in_use.labels(name)
             self._queued = metrics.bulkhead_queued.labels(name)
@@ -171,7 +172,9 @@ class ServiceTelemetry:
         """Calls holding a slot and calls waiting for one, now."""
         if self.metrics is not None:
             self._in_use.set(in_use)
-            self._queued.set(queued)
+            if queued != self._last_queued:  # usually 0 and unchanged: one gauge write saved per call
+                self._last_queued = queued
+                self._queued.set(queued)
 
     def bulkhead_rejected(self) -> None:
         """A call was refused because the bulkhead queue was full."""

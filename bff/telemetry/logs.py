@@ -31,6 +31,7 @@ secret or an email address, and the value of any field named like a credential, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -72,15 +73,19 @@ def add_trace_ids(_logger: Any, _method: str, event: EventDict) -> EventDict:
     return event
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """Whether a field called ``key`` holds a credential (cached: the same few keys come again)."""
+    return _SECRET_KEY.search(key) is not None
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _SECRET_TEXT.sub(REDACTED, value) if _maybe_secret(value) else value
     if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
+        return [_scrub(item) for item in value] if value else value
     if isinstance(value, dict):
-        return {
-            key: REDACTED if _SECRET_KEY.search(str(key)) else _scrub(item) for key, item in value.items()
-        }
+        return {key: REDACTED if _secret_key(str(key)) else _scrub(item) for key, item in value.items()}
     return value
 
 
@@ -97,9 +102,9 @@ def redact(_logger: Any, _method: str, event: EventDict) -> EventDict:
     if event.get("message") == event.get("event"):
         event.pop("message", None)
     for key, value in event.items():
-        if _SECRET_KEY.search(key) and key not in ("event",):
+        if _secret_key(key) and key != "event":
             event[key] = REDACTED
-        else:
+        elif isinstance(value, str | list | tuple | dict):  # numbers, booleans and None hold no secret
             event[key] = _scrub(value)
     return event
 
