@@ -1,10 +1,11 @@
 """The HTTP side of telemetry: the access-line middleware, ``/metrics``, and its optional own port.
 
-:func:`telemetry_middleware` wraps each request to the GraphQL path (WebSocket upgrades aside: their
-operations log themselves). It gives the request a :class:`~bff.telemetry.access.RequestLog`, lets the
-handler run, and writes one access line with the HTTP status: the operation's fields when one ran,
-else the code the request was refused with, which it also counts in ``bff_refusals_total`` (and a
-``RATE_LIMITED`` there, the auth failure throttle, in ``bff_rate_limited_total{limit="auth_failures"}``).
+:func:`telemetry_middleware` wraps each request to the GraphQL path. It gives the request a
+:class:`~bff.telemetry.access.RequestLog`, lets the handler run, and writes one access line with the
+HTTP status: the operation's fields when one ran, else the code the request was refused with, which
+it also counts in ``bff_refusals_total`` (and a ``RATE_LIMITED`` there, the auth failure throttle, in
+``bff_rate_limited_total{limit="auth_failures"}``). An accepted WebSocket (101) writes no line: its
+operations write their own; a refused upgrade (401, 403, 429) writes one like any refused request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from bff.telemetry.access import REQUEST_LOG, RequestLog, access_logger
 from bff.telemetry.metrics import Metrics
@@ -33,7 +34,7 @@ def telemetry_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != graphql_path or request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
+        if request.path != graphql_path:
             return await handler(request)
         log = RequestLog()
         token = REQUEST_LOG.set(log)
@@ -48,7 +49,8 @@ def telemetry_middleware(
             raise
         finally:
             REQUEST_LOG.reset(token)
-            _finish(log, request, status, time.perf_counter() - started, metrics)
+            if status != 101:  # WebSocket operations log themselves
+                _finish(log, request, status, time.perf_counter() - started, metrics)
 
     return middleware
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aiohttp
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bff.context import SERVICES
@@ -114,3 +116,20 @@ async def test_worker_processes_share_metrics_in_multiprocess_mode(tmp_path: Pat
         assert counts(one, "bff_downstream_breaker_state", service="catalog", state="closed") == 1
     finally:
         assert await stop(first) == 0
+
+
+async def test_a_refused_websocket_upgrade_is_counted(demo_services: dict[str, str]) -> None:
+    """An upgrade refused for bad credentials (401) counts as an UNAUTHENTICATED refusal; an accepted
+    WebSocket is counted open while it lasts."""
+    async with run_bff("ws-refused", demo_services) as stack:
+        ws_url = stack.graphql_url.replace("http://", "ws://", 1)
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(
+                    ws_url, protocols=["graphql-transport-ws"], headers={"Authorization": "Bearer nope"}
+                )
+            assert refused.value.status == 401
+            async with session.ws_connect(ws_url, protocols=["graphql-transport-ws"]):
+                text = (await stack.http.get(base(stack.graphql_url) + "/metrics")).text
+                assert counts(text, "bff_websocket_connections") == 1
+        assert counts(text, "bff_refusals_total", code="UNAUTHENTICATED") == 1
