@@ -75,6 +75,13 @@ class Child:
             raise BenchError(f"{self.name} did not start in {START_TIMEOUT_S:.0f} s; see {self.log}")
         return line
 
+    @property
+    def pid(self) -> int:
+        """The child's process id (it must be running)."""
+        if self._proc is None:
+            raise BenchError(f"{self.name} is not running")
+        return self._proc.pid
+
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the process has used so far, from ``/proc`` (NaN elsewhere)."""
         proc = self._proc

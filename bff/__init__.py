@@ -15,7 +15,9 @@ from bff.graph import (
     Info,
     Page,
     Resource,
+    all_nodes,
     connection,
+    entity,
     node,
     nodes,
     prefetch,
@@ -23,6 +25,7 @@ from bff.graph import (
     to_many,
     to_one,
 )
+from bff.loaders import Record
 
 __all__ = [
     "PAGE_COST",
@@ -36,11 +39,14 @@ __all__ = [
     "Forbidden",
     "Info",
     "Page",
+    "Record",
     "Resource",
     "Service",
     "Unauthenticated",
+    "all_nodes",
     "connection",
     "cost_hint",
+    "entity",
     "node",
     "nodes",
     "prefetch",

@@ -17,6 +17,7 @@ from bff import graphiql
 from bff.application import App
 from bff.auth import Authenticator, auth_middleware
 from bff.cache import EntityCache, MemoryStorage
+from bff.connections import client_cap_middleware
 from bff.context import CACHE, SERVICES, Services
 from bff.cors import cors_middleware
 from bff.downstream import ServiceClient
@@ -82,6 +83,7 @@ def create_app(
         # request.read() refuses bodies past the largest any route accepts (each checks its own).
         client_max_size=max(settings.max_body_bytes, settings.webhook_max_body_bytes),
         middlewares=[
+            client_cap_middleware(settings.max_requests_per_client),
             request_id_middleware,
             telemetry_middleware(telemetry.metrics, settings.graphql_path),
             cors_middleware(settings.cors_allowed_origins, settings.graphql_path),

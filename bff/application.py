@@ -21,13 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bff.cost_map import FieldCost
     from bff.webhooks import WebhookEndpoint
 
-__all__ = ["App", "AppLoadError", "DemoServices", "Service", "load_app"]
+__all__ = ["App", "AppLoadError", "DemoServices", "Service", "WebhookSender", "load_app"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +45,11 @@ class DemoServices(Protocol):
     """Running demo services: their base URLs by service name (``http://127.0.0.1:PORT``)."""
 
     urls: Mapping[str, str]
+
+
+@runtime_checkable
+class WebhookSender(Protocol):
+    """Demo services that send webhooks: ``bff demo`` tells them where the BFF is."""
 
     def point_webhooks(self, bff_base_url: str, secret: str) -> None:
         """Send the demo's webhooks to the BFF at ``bff_base_url``, signed with ``secret``."""

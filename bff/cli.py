@@ -11,7 +11,12 @@ checkout needs no install.
   the BFF, signed with ``BFF_WEBHOOK_SECRETS`` (or a fresh secret when unset).
 - ``bff demo-services [--app A] [--free-ports]`` runs the demo services alone and prints one
   ``BFF_SERVICE_<NAME>_URL=...`` line per service, for another ``bff serve`` (or several) to use.
-- ``bff schema [--app A]`` prints the app's schema in SDL.
+- ``bff schema [--app A]`` prints the app's schema in SDL (the subgraph's with ``BFF_FEDERATION``).
+- ``bff schema check [--app A] BASE.graphql`` compares the app's schema with the SDL in ``BASE``
+  (:mod:`bff.sdl`): prints each breaking and dangerous change, exits 1 when any change is breaking.
+- ``bff persisted-queries build [--app A] [--output FILE] DOCUMENTS...`` validates every operation
+  in the ``.graphql`` files (or directories) against the schema and the limits and writes Apollo's
+  ``persisted-query-manifest.json`` (:mod:`bff.manifest`); exits 1, writing nothing, when any is refused.
 
 Servers print ``GraphiQL: http://HOST:PORT/graphql`` once they accept connections and stop cleanly on
 Ctrl-C or SIGTERM. A bad setting or app prints one line naming it and exits with 2.
@@ -24,18 +29,22 @@ import asyncio
 import base64
 import contextlib
 import gc
+import ipaddress
+import json
 import os
 import secrets
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from bff.app import create_app
-from bff.application import App, AppLoadError, DemoServices, load_app
+from bff.application import App, AppLoadError, DemoServices, WebhookSender, load_app
+from bff.connections import runner_args
 from bff.observability import configure_logging
 from bff.settings import (
     DEFAULT_APP,
@@ -48,6 +57,16 @@ from bff.settings import (
 )
 
 EXIT_BAD_SETTINGS = 2
+
+
+def exposed_in_development(settings: Settings) -> bool:
+    """Whether the BFF would listen beyond loopback with the development profile (worth a warning)."""
+    if settings.profile == "production" or settings.host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,9 +86,93 @@ def _parser() -> argparse.ArgumentParser:
     services = commands.add_parser("demo-services", help="run the app's demo services alone")
     services.add_argument("--app", help=app_help)
     services.add_argument("--free-ports", action="store_true", help="listen on free ports")
-    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL), or check it against a base")
     schema.add_argument("--app", help=app_help)
+    schema_commands = schema.add_subparsers(dest="schema_command")
+    check = schema_commands.add_parser(
+        "check", help="report breaking and dangerous changes against BASE; exit 1 on breaking ones"
+    )
+    check.add_argument("--app", help=app_help, default=argparse.SUPPRESS)
+    check.add_argument("base", type=Path, help="the SDL to compare with (e.g. the merge base's)")
+    persisted = commands.add_parser("persisted-queries", help="persisted-query manifest tools")
+    persisted_commands = persisted.add_subparsers(dest="persisted_command", required=True)
+    build = persisted_commands.add_parser(
+        "build", help="validate documents and write Apollo's persisted-query-manifest.json"
+    )
+    build.add_argument("--app", help=app_help)
+    build.add_argument(
+        "--output",
+        type=Path,
+        default=Path("persisted-query-manifest.json"),
+        help="where to write the manifest (default: persisted-query-manifest.json; - for stdout)",
+    )
+    build.add_argument("documents", type=Path, nargs="+", help=".graphql/.gql files or directories")
     return parser
+
+
+def _schema_check(schema_sdl: str, base: Path) -> int:
+    """``bff schema check``: the changes from ``base`` to the app's schema; 1 when any breaks."""
+    from graphql import GraphQLError
+
+    from bff.sdl import compare_schemas
+
+    try:
+        base_sdl = base.read_text(encoding="utf-8")
+        changes = compare_schemas(base_sdl, schema_sdl)
+    except OSError as exc:
+        print(f"bff: cannot read {base}: {exc.strerror}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    except GraphQLError as exc:
+        print(f"bff: {base} is not a schema: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    for line in changes.lines():
+        print(line)
+    print(
+        f"{len(changes.breaking)} breaking, {len(changes.dangerous)} dangerous change(s) against {base}"
+        + (
+            f", {len(changes.removed_after_deprecation)} removal(s) after deprecation"
+            if changes.removed_after_deprecation
+            else ""
+        )
+    )
+    if changes.breaking:
+        print(
+            "A breaking change needs its field (argument, enum value) deprecated first: "
+            '@deprecated(reason: "...") in one change, removed in a later one once unused.',
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _build_manifest(settings: Settings, app: App, documents: Sequence[Path], output: Path) -> int:
+    """``bff persisted-queries build``: 0 when written, 1 when a document was refused."""
+    from bff.compat import graphql_core_schema
+    from bff.graph.schema import build_schema
+    from bff.limits import Limits
+    from bff.manifest import build_manifest, find_documents
+
+    try:
+        sources = [(str(path), path.read_text(encoding="utf-8")) for path in find_documents(documents)]
+    except OSError as exc:
+        print(f"bff: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    schema = graphql_core_schema(build_schema(app, settings))
+    built = build_manifest(schema, sources, limits=Limits.from_settings(settings, app.cost_map))
+    for warning in built.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if built.manifest is None:
+        for problem in built.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"bff: {len(built.problems)} problem(s); no manifest written", file=sys.stderr)
+        return 1
+    text = json.dumps(built.manifest, indent=2) + "\n"
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"{output}: {len(built.manifest['operations'])} operation(s)")
+    return 0
 
 
 async def _wait_for_stop() -> None:
@@ -103,7 +206,9 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
             settings = settings.model_copy(update=_demo_webhook_secret(settings, app))
             for name, url in demo.urls.items():
                 print(f"demo {name} service: {url}", flush=True)
-        runner = web.AppRunner(create_app(settings, app), shutdown_timeout=5.0, access_log=None)
+        runner = web.AppRunner(
+            create_app(settings, app), shutdown_timeout=5.0, access_log=None, **runner_args(settings)
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         # Everything made so far (modules, schema, settings, demo data) lives as long as the process.
@@ -112,10 +217,17 @@ async def _serve(settings: Settings, app: App, *, with_demo: bool) -> None:
         # 20 ms of GC instead of 60).
         gc.collect()
         gc.freeze()
+        if exposed_in_development(settings):
+            print(
+                f"bff: warning: listening on {settings.host} with the development profile "
+                "(GraphiQL, introspection, no sign-in): set BFF_PROFILE=production for a public address",
+                file=sys.stderr,
+                flush=True,
+            )
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = _bound_address(runner, settings)
-        if demo is not None and settings.webhook_secrets:
+        if isinstance(demo, WebhookSender) and settings.webhook_secrets:
             demo.point_webhooks(
                 _base_url(_reachable(host), port), settings.webhook_secrets[0].get_secret_value()
             )
@@ -184,8 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         from bff.graph.schema import build_schema
 
-        print(build_schema(app, settings).as_str())
+        sdl = build_schema(app, settings).as_str()
+        if args.schema_command == "check":
+            return _schema_check(sdl, args.base)
+        print(sdl)
         return 0
+    if args.command == "persisted-queries":
+        return _build_manifest(settings, app, args.documents, args.output)
     configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "demo-services":

@@ -153,6 +153,7 @@ ERROR_CODES: Final[Mapping[str, tuple[int | None, str]]] = {
     "PERSISTED_QUERY_NOT_IN_LIST": (None, "safelist mode: the document is not in the manifest"),
     "PERSISTED_QUERY_HASH_MISMATCH": (None, "APQ: the hash is not the query's SHA-256"),
     "OPERATION_NOT_SUPPORTED": (None, "a query or mutation over a subscriptions-only transport"),
+    "TOO_MANY_CONNECTIONS": (429, "BFF_MAX_REQUESTS_PER_CLIENT requests in progress from one client IP"),
     "RATE_LIMITED": (429, "BFF_RATE_LIMIT exceeded (Retry-After); as a field error: a service's 429"),
     "UNAUTHENTICATED": (401, "bad or expired credentials; as a field error: sign-in needed"),
     # Field errors: the operation ran; the field is null and the response is 200 with partial data.

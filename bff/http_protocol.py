@@ -160,14 +160,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     )
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65_536):
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        # aiohttp keeps what request.read() read: a handler after this one (Strawberry's, for SSE)
+        # reads these very bytes. The app's client_max_size bounds the read itself.
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
 def check_content_type(request: web.Request) -> None:

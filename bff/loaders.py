@@ -12,6 +12,12 @@ another and grow without bound. :class:`Loaders` is created per operation and ma
 first use. The loaders only batch: caching across operations, and stale entries standing in for a
 failed chunk, are the downstream pipeline's (:mod:`bff.downstream.caching`), which tells which
 records it served stale; the loaders mark those in the operation's :class:`~bff.stale.StaleLog`.
+
+Every answer is checked against the resource's :class:`~bff.contract.RecordContract`: an answer that
+is not a list fails its chunk, and a record that breaks its declaration fails the keys it would
+have answered (by id: its id; by field: the group it is in), all with the answer's one
+``DOWNSTREAM_CONTRACT`` error; the other keys of the chunk load as usual. An id that no record
+answers is ``None`` only when every record of the answer could be keyed.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from urllib.parse import quote_plus
 
 from aiodataloader import DataLoader
 
-from bff.downstream import Call, JSONResponse, ServiceClient
+from bff.contract import Breach, RecordContract
+from bff.downstream import Call, ServiceClient
+from bff.errors import DownstreamContract
 from bff.stale import StaleLog
 
 Record = dict[str, Any]
@@ -84,21 +92,34 @@ class Loaders:
         self.call = call
         self.stale = stale if stale is not None else StaleLog()
         self._by_field: dict[tuple[str, str, str], DataLoader[str, Any]] = {}
+        self._contracts: dict[tuple[str, str], RecordContract] = {}
         self._derived: dict[tuple[object, int], tuple[Record, Any]] = {}
         self._memo: dict[Hashable, Any] = {}
 
     def by_id(
-        self, client: ServiceClient, resource: str, *, id_field: str = "id"
+        self,
+        client: ServiceClient,
+        resource: str,
+        *,
+        id_field: str = "id",
+        contract: RecordContract | None = None,
     ) -> DataLoader[str, Record | None]:
-        """Loader of ``resource`` records by id (``GET /resource?id=..&id=..``)."""
+        """Loader of ``resource`` records by id (``GET /resource?id=..&id=..``).
+
+        ``contract`` is the resource's declaration (:class:`bff.Resource` passes it); the first one
+        given for a resource holds for all its loaders in the operation (default: ids only).
+        """
         key = (client.name, resource, "")
         loader = self._by_field.get(key)
         if loader is None:
-            loader = DataLoader(self._batch_by_id(client, resource, id_field))
+            checked = self._contract(client, resource, contract, id_field)
+            loader = DataLoader(self._batch_by_id(client, resource, id_field, checked))
             self._by_field[key] = loader
         return loader
 
-    def by_field(self, client: ServiceClient, resource: str, field: str) -> DataLoader[str, list[Record]]:
+    def by_field(
+        self, client: ServiceClient, resource: str, field: str, *, contract: RecordContract | None = None
+    ) -> DataLoader[str, list[Record]]:
         """Loader of the ``resource`` records whose ``field`` equals each key (a foreign key).
 
         Every record found also primes :meth:`by_id` for ``resource``, so a later load by id of
@@ -107,18 +128,35 @@ class Loaders:
         key = (client.name, resource, field)
         loader = self._by_field.get(key)
         if loader is None:
-            loader = DataLoader(self._batch_by_field(client, resource, field))
+            checked = self._contract(client, resource, contract, "id")
+            loader = DataLoader(self._batch_by_field(client, resource, field, checked))
             self._by_field[key] = loader
         return loader
 
     def prime(
-        self, client: ServiceClient, resource: str, records: Sequence[Record], *, id_field: str = "id"
+        self,
+        client: ServiceClient,
+        resource: str,
+        records: Sequence[Record],
+        *,
+        id_field: str = "id",
+        contract: RecordContract | None = None,
     ) -> None:
-        """Put records fetched some other way (a list page) into the by-id loader."""
-        loader = self.by_id(client, resource, id_field=id_field)
+        """Put records fetched some other way (a list page, a write's answer) into the by-id loader."""
+        loader = self.by_id(client, resource, id_field=id_field, contract=contract)
         for record in records:
             if isinstance(record, dict) and id_field in record:
                 loader.prime(str(record[id_field]), record)
+
+    def _contract(
+        self, client: ServiceClient, resource: str, given: RecordContract | None, id_field: str
+    ) -> RecordContract:
+        """The resource's contract for this operation: the first one given, else ids only."""
+        key = (client.name, resource)
+        found = self._contracts.get(key)
+        if found is None:
+            found = self._contracts[key] = given or RecordContract(id_field=id_field)
+        return found
 
     def derive(self, record: Record, make: Callable[[Record], T]) -> T:
         """``make(record)``, made once per record object for the operation (a node of a loaded record).
@@ -145,9 +183,10 @@ class Loaders:
         return made
 
     async def _fetch(
-        self, client: ServiceClient, resource: str, field: str, keys: list[str]
-    ) -> list[tuple[list[str], list[Record] | Exception]]:
-        """GET the records with ``field`` in ``keys``, chunk by chunk; a failed chunk yields its error."""
+        self, client: ServiceClient, resource: str, field: str, keys: list[str], contract: RecordContract
+    ) -> list[tuple[list[str], list[Record] | Exception, Breach | None]]:
+        """GET the records with ``field`` in ``keys``, chunk by chunk, each answer checked against
+        ``contract``; a failed chunk yields its error, a chunk with breaking records its breach."""
         if not keys:
             return []
         path = f"/{resource}"
@@ -162,52 +201,80 @@ class Loaders:
             *(client.get(path, call=self.call, params=[(field, key) for key in chunk]) for chunk in chunks),
             return_exceptions=True,
         )
-        outcome: list[tuple[list[str], list[Record] | Exception]] = []
+        outcome: list[tuple[list[str], list[Record] | Exception, Breach | None]] = []
         for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
-            outcome.append((chunk, result if isinstance(result, Exception) else self._records(result)))
+            if isinstance(result, Exception):
+                outcome.append((chunk, result, None))
+                continue
+            if result.stale:
+                self.stale.mark(result.stale)
+            body = result.body
+            if not isinstance(body, list):
+                error = DownstreamContract(
+                    f"{client.name} service answered GET {path} with no list", service=client.name
+                )
+                outcome.append((chunk, error, None))
+                continue
+            breach = contract.check(
+                body, service=client.name, resource=resource, counter=client.contract_violations
+            )
+            outcome.append((chunk, body, breach))
         return outcome
 
-    def _records(self, response: JSONResponse) -> list[Record]:
-        if response.stale:
-            self.stale.mark(response.stale)
-        body = response.body
-        return [record for record in body if isinstance(record, dict)] if isinstance(body, list) else []
-
     def _batch_by_id(
-        self, client: ServiceClient, resource: str, id_field: str
+        self, client: ServiceClient, resource: str, id_field: str, contract: RecordContract
     ) -> Callable[[list[str]], Coroutine[Any, Any, list[Record | None]]]:
         async def batch_load(keys: list[str]) -> list[Any]:
             found: dict[str, Any] = {}
-            for chunk, result in await self._fetch(client, resource, id_field, keys):
+            for chunk, result, breach in await self._fetch(client, resource, id_field, keys, contract):
                 if isinstance(result, Exception):
                     found.update(dict.fromkeys(chunk, result))
                     continue
+                unkeyed = False
                 for record in result:
-                    found[str(record.get(id_field))] = record
+                    if breach is None or not breach.broke(record):
+                        found[str(record[id_field])] = record
+                    elif isinstance(record, dict) and id_field in record:
+                        found[str(record[id_field])] = breach.error
+                    else:
+                        unkeyed = True
+                if unkeyed and breach is not None:
+                    # A record without its id may be the answer to any key nothing else answered.
+                    for key in chunk:
+                        found.setdefault(key, breach.error)
             return [found.get(key) for key in keys]
 
         return batch_load
 
     def _batch_by_field(
-        self, client: ServiceClient, resource: str, field: str
+        self, client: ServiceClient, resource: str, field: str, contract: RecordContract
     ) -> Callable[[list[str]], Coroutine[Any, Any, list[list[Record]]]]:
         async def batch_load(keys: list[str]) -> list[Any]:
             groups: dict[str, Any] = {}
             found: list[Record] = []
-            for chunk, result in await self._fetch(client, resource, field, keys):
+            for chunk, result, breach in await self._fetch(client, resource, field, keys, contract):
                 if isinstance(result, Exception):
                     groups.update(dict.fromkeys(chunk, result))
                     continue
-                fetched: dict[str, list[Record]] = {key: [] for key in chunk}
+                fetched: dict[str, Any] = {key: [] for key in chunk}
                 for record in result:
+                    if breach is not None and breach.broke(record):
+                        value = record.get(field) if isinstance(record, dict) else None
+                        if str(value) in fetched:
+                            fetched[str(value)] = breach.error
+                        else:
+                            # Not even its group is known: every group of the answer is in doubt.
+                            fetched = dict.fromkeys(chunk, breach.error)
+                            break
+                        continue
                     group = fetched.get(str(record.get(field)))
-                    if group is not None:
+                    if isinstance(group, list):
                         group.append(record)
+                    found.append(record)
                 groups.update(fetched)
-                found.extend(result)
-            self.prime(client, resource, found)
+            self.prime(client, resource, found, contract=contract)
             return [groups[key] for key in keys]
 
         return batch_load

@@ -22,9 +22,8 @@ extensions, as ``execute`` does: a syntax error or a document over the token or 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -38,7 +37,6 @@ from bff.telemetry import logs
 
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
-    from strawberry.types.graphql import OperationType
 
 logger = logging.getLogger("bff")
 errors_logger = logging.getLogger("bff.errors")
@@ -70,7 +68,12 @@ def _where(error: GraphQLError) -> str:
     return ", ".join(f"{location.line}:{location.column}" for location in error.locations or ()) or "-"
 
 
-async def _parse_errors_as_results(results: StreamResult, request_id: str) -> StreamResult:
+async def parse_errors_as_results(results: StreamResult, request_id: str) -> StreamResult:
+    """``results`` of Strawberry's ``stream``, with a document that fails to parse as its first result.
+
+    Strawberry's ``Schema.stream`` does not catch errors raised while parsing (strawberry#1439 was
+    fixed for HTTP only), where bff's parser stage raises for syntax errors and the token limit.
+    """
     started = False
     async with aclosing(results):
         try:
@@ -86,28 +89,6 @@ async def _parse_errors_as_results(results: StreamResult, request_id: str) -> St
 
 class QuietSchema(strawberry.Schema):
     """A ``strawberry.Schema`` whose error logging matches who caused the error."""
-
-    async def stream(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        operation_extensions: dict[str, Any] | None = None,
-        allowed_operation_types: Iterable[OperationType] | None = None,
-    ) -> StreamResult:
-        """Strawberry's ``stream``, with a document that fails to parse as its first result."""
-        results = await super().stream(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            operation_extensions,
-            allowed_operation_types,
-        )
-        return _parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

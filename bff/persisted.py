@@ -4,7 +4,7 @@ APQ (``BFF_APQ``, on by default): a request's ``extensions.persistedQuery`` is
 ``{"version": 1, "sha256Hash": "<hex>"}``. Sent without ``query``, the stored document with that
 hash runs, or the request fails with ``PERSISTED_QUERY_NOT_FOUND``; the client then sends the hash
 with the query, whose SHA-256 must match (``PERSISTED_QUERY_HASH_MISMATCH``), and the document is
-stored once it ran without a request error. The store holds ``BFF_APQ_CACHE_SIZE`` documents (least
+stored once it ran without a request error. The store holds ``BFF_APQ_CACHE_BYTES`` of documents (least
 recently used go first) behind :class:`QueryStore`, so a shared store can replace it.
 
 Safelist (``BFF_PERSISTED_QUERIES_MANIFEST``): only the manifest's documents run, by hash or by
@@ -75,10 +75,11 @@ class QueryStore(Protocol):
 
 
 class MemoryQueryStore:
-    """An in-process LRU :class:`QueryStore` of at most ``max_entries`` documents."""
+    """An in-process LRU :class:`QueryStore` holding at most ``max_bytes`` of documents (UTF-8 text
+    and hash); a document larger than that is not kept."""
 
-    def __init__(self, max_entries: int) -> None:
-        self._documents: LRUCache[str, str] = LRUCache(maxsize=max_entries)
+    def __init__(self, max_bytes: int) -> None:
+        self._documents: LRUCache[str, str] = LRUCache(maxsize=max_bytes, getsizeof=_document_bytes)
 
     async def get(self, sha256: str) -> str | None:
         """The document with this hash, or ``None``."""
@@ -86,7 +87,18 @@ class MemoryQueryStore:
 
     async def set(self, sha256: str, document: str) -> None:
         """Keep ``document`` under its hash."""
-        self._documents[sha256] = document
+        if _document_bytes(document) <= self._documents.maxsize:
+            self._documents[sha256] = document
+
+    @property
+    def size_bytes(self) -> int:
+        """What the documents weigh now, in bytes."""
+        return int(self._documents.currsize)
+
+
+def _document_bytes(document: str) -> int:
+    # The hash key and the entry's own overhead weigh about as much as a short document.
+    return len(document.encode("utf-8", "surrogatepass")) + 128
 
 
 def load_manifest(path: Path) -> dict[str, str]:
@@ -142,7 +154,7 @@ class PersistedQueries:
         manifest = settings.persisted_queries_manifest
         return cls(
             apq=settings.apq,
-            store=MemoryQueryStore(settings.apq_cache_size),
+            store=MemoryQueryStore(settings.apq_cache_bytes),
             safelist=load_manifest(manifest) if manifest is not None else None,
         )
 

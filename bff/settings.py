@@ -105,6 +105,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    profile: Literal["development", "production"] = "development"
+    """``production`` (``BFF_PROFILE``) changes the defaults to :data:`PRODUCTION_DEFAULTS` (explicit
+    variables still win) and refuses to start without authentication configured."""
     app: str = DEFAULT_APP
     """The app to serve, as ``MODULE:ATTRIBUTE`` (``BFF_APP``; ``bff serve --app`` wins)."""
     host: str = "127.0.0.1"
@@ -132,9 +135,19 @@ class Settings(BaseModel):
     telemetry_env: dict[str, str] = Field(default_factory=dict)
     """The ``OTEL_*`` and ``PROMETHEUS_MULTIPROC_DIR`` variables as found in the environment, by their
     standard names: tracing (:mod:`bff.telemetry.tracing`) and multiprocess metrics read them here."""
+    federation: bool = False
+    """Serve the graph as an Apollo Federation 2 subgraph (``BFF_FEDERATION``): ``_service { sdl }``
+    with ``@link`` to the federation spec, ``@key(fields: "id")`` on the app's ``bff.entity`` types
+    and ``_entities`` loading them through the batched loaders; ``bff schema`` prints the subgraph SDL."""
     # Protection of the endpoint (issue 4); see README "Protect the endpoint".
     max_body_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 100_000
     """Largest request body accepted; larger ones get HTTP 413 (``BFF_MAX_BODY_BYTES``)."""
+    max_requests_per_client: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    """Most requests one client IP may have in progress at once, WebSockets and SSE streams included;
+    past it, HTTP 429 ``TOO_MANY_CONNECTIONS`` (``BFF_MAX_REQUESTS_PER_CLIENT``)."""
+    idle_timeout_ms: Milliseconds = 15_000
+    """A connection that sends no complete request (headers included) within this time is closed, as
+    is a keep-alive connection idle as long (``BFF_IDLE_TIMEOUT_MS``)."""
     max_string_bytes: Annotated[int, Field(ge=16, le=100_000_000)] = 4_096
     """Longest string a variable or a literal argument may hold, in UTF-8 bytes; longer ones are
     ``BAD_USER_INPUT`` before any downstream call (``BFF_MAX_STRING_BYTES``)."""
@@ -196,8 +209,9 @@ class Settings(BaseModel):
     ``redis://host:6379/0`` to share them between instances."""
     apq: bool = True
     """Apollo automatic persisted queries: register and run documents by SHA-256 hash (``BFF_APQ``)."""
-    apq_cache_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
-    """Most documents the in-process APQ store keeps (``BFF_APQ_CACHE_SIZE``)."""
+    apq_cache_bytes: Annotated[int, Field(ge=1_024, le=10_000_000_000)] = 16_000_000
+    """Most bytes of documents the in-process APQ store keeps, least recently used dropped first
+    (``BFF_APQ_CACHE_BYTES``): a client chooses every document, so the bound is in bytes."""
     persisted_queries_manifest: Path | None = None
     """Safelist mode: only documents in this JSON manifest run (``BFF_PERSISTED_QUERIES_MANIFEST``)."""
     cors_allowed_origins: tuple[str, ...] = ()
@@ -247,6 +261,11 @@ class Settings(BaseModel):
     sse_subscriptions: bool = True
     """Serve subscriptions over Server-Sent Events too (``BFF_SSE_SUBSCRIPTIONS``)."""
 
+    @property
+    def authentication_configured(self) -> bool:
+        """Whether any credential can be checked: a JWT key source or API keys."""
+        return bool(self.jwt_hs256_secret or self.jwt_jwks_file or self.jwt_jwks_url or self.api_keys)
+
     def service(self, name: str) -> ServiceSettings:
         """Return one service's settings; raises ``KeyError`` for a name the app did not declare."""
         return self.services[name]
@@ -281,6 +300,19 @@ class Settings(BaseModel):
 
             parse_many(value)  # ValueError names the problem
         return value
+
+
+PRODUCTION_DEFAULTS: Mapping[str, Any] = {
+    "graphiql": False,
+    "introspection": False,
+    "field_suggestions": False,
+    "auth_required": True,
+    "csrf_prevention": True,
+    "rate_limit": "20/second;1000/minute",
+}
+"""What ``BFF_PROFILE=production`` changes, before the environment's own values (README, "Production
+profile"): no playground, introspection or suggestions for probers, sign-in required for customer
+data, CSRF prevention, and a rate limit per principal or IP."""
 
 
 class SettingsError(Exception):
@@ -352,10 +384,18 @@ def load_settings(
             if key.startswith(TELEMETRY_PREFIX) or key in TELEMETRY_VARIABLES
         },
     )
+    production = str(top.get("profile", "")).strip().lower() == "production"
+    given = {**(PRODUCTION_DEFAULTS if production else {}), **top}
     try:
-        return Settings.model_validate({**top, "services": configured})
+        settings = Settings.model_validate({**given, "services": configured})
     except ValidationError as exc:
         raise _first_error(PREFIX, exc, top) from None
+    if production and not settings.authentication_configured:
+        raise SettingsError(
+            "BFF_PROFILE: production needs authentication: set BFF_JWT_JWKS_URL, BFF_JWT_JWKS_FILE, "
+            "BFF_JWT_HS256_SECRET or BFF_API_KEYS"
+        )
+    return settings
 
 
 def service_variable(name: str) -> str:

@@ -57,12 +57,12 @@ from bff.endpoint import HTTPEndpoint
 from bff.events import EVENT_BUS
 from bff.http_protocol import (
     BAD_REQUEST,
-    REQUEST_TOO_LARGE,
     RequestRefused,
     check_content_type,
     check_query_string,
     params_from_body,
     params_from_query_string,
+    read_body,
     refused_response,
 )
 from bff.idempotency import IDEMPOTENCY
@@ -390,23 +390,7 @@ class GraphQLView(StrawberryView[Context, None]):
         self.endpoint.check_csrf(request)
         if request.method == "POST":
             check_content_type(request)
-            limit = self.settings.max_body_bytes
-            too_large = RequestRefused(
-                413,
-                REQUEST_TOO_LARGE,
-                f"The request body is larger than {limit} bytes, the limit.",
-                limit=limit,
-            )
-            if request.content_length is not None and request.content_length > limit:
-                raise too_large
-            try:
-                # request.read() keeps the body, so Strawberry reads these very bytes afterwards.
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise too_large from None
-            if len(body) > limit:
-                raise too_large
-            params_from_body(body)
+            params_from_body(await read_body(request, self.settings.max_body_bytes))
         elif request.method == "GET":
             check_query_string(request.query_string, self.settings.max_body_bytes)
             params_from_query_string(request.query, list(request.query.keys()))

@@ -55,6 +55,7 @@ __all__ = [
     "PaymentsConfig",
     "PaymentsService",
     "create_payments_app",
+    "webhook_body",
 ]
 
 logger = logging.getLogger("demo.payments")
@@ -117,6 +118,14 @@ def signed_headers(signer: Webhook, webhook_id: str, body: str, at: datetime) ->
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": signer.sign(webhook_id, at, body),
     }
+
+
+def webhook_body(kind: str, charge: dict[str, Any]) -> str:
+    """The JSON body of a ``charge.succeeded`` or ``charge.failed`` webhook about a settled ``charge``:
+    ``{"type": kind, "timestamp": <its settledAt>, "data": <the charge>}``, compact."""
+    return json.dumps(
+        {"type": kind, "timestamp": charge["settledAt"], "data": dict(charge)}, separators=(",", ":")
+    )
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -218,10 +227,7 @@ class PaymentsService:
         charge["failureReason"] = "card_declined" if declined else None
         charge["settledAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         kind = "charge.failed" if declined else "charge.succeeded"
-        body = json.dumps(
-            {"type": kind, "timestamp": charge["settledAt"], "data": dict(charge)}, separators=(",", ":")
-        )
-        await self._deliver(f"msg_{charge_id}_{kind.removeprefix('charge.')}", body)
+        await self._deliver(f"msg_{charge_id}_{kind.removeprefix('charge.')}", webhook_body(kind, charge))
 
     async def _deliver(self, webhook_id: str, body: str) -> None:
         config = self.config

@@ -148,6 +148,6 @@ async def _pay(ctx: Context, invoice_id: str, key: str) -> MutationResult:
             )
         raise
     record: Record = response.body
-    ctx.loaders.prime(charges.client(ctx), charges.path, [record])
+    charges.prime(ctx, [record])
     await publish(ctx, CHARGE_CREATED, {"charge": record})
     return MutationResult(record=record)

@@ -36,7 +36,7 @@ async def create_playlist(ctx: Context, *, name: str) -> MutationResult:
             ]
         )
     record: Record = (await playlists.request(ctx, "POST", json_body={"name": name})).body
-    ctx.loaders.prime(playlists.client(ctx), playlists.path, [record])
+    playlists.prime(ctx, [record])
     await playlists.invalidate(ctx)
     await publish(
         ctx, PLAYLIST_UPDATED, {"playlistId": str(record["id"]), "change": "CREATED", "trackId": None}

@@ -179,7 +179,7 @@ async def _purchase(ctx: Context, customer_id: str, track_ids: list[str], key: s
 
     await invoices.invalidate(ctx, ids=[invoice_id], fields={"customerId": customer_id})
     await invoice_lines.invalidate(ctx, fields={"invoiceId": invoice_id})
-    ctx.loaders.prime(invoices.client(ctx), invoices.path, [invoice])
+    invoices.prime(ctx, [invoice])
     await publish(ctx, INVOICE_CREATED, {"invoice": invoice})
     return MutationResult(record=invoice)
 

@@ -6,12 +6,13 @@ from decimal import Decimal
 
 import strawberry
 
-from bff import PAGE_COST, Connection, connection, cost_hint, to_many, to_one
+from bff import PAGE_COST, Connection, connection, cost_hint, entity, to_many, to_one
 from bff.loaders import Record
 from bff_chinook.resolvers import resources
 from bff_chinook.schema.common import Info, money, node, nodes, ref
 
 
+@entity(resources.genres)
 @strawberry.type
 class Genre:
     """A music genre."""
@@ -25,6 +26,7 @@ class Genre:
         return cls(id=strawberry.ID(str(record["id"])), name=record["name"])
 
 
+@entity(resources.media_types)
 @strawberry.type
 class MediaType:
     """The file format a track is sold in."""
@@ -38,6 +40,7 @@ class MediaType:
         return cls(id=strawberry.ID(str(record["id"])), name=record["name"])
 
 
+@entity(resources.artists)
 @strawberry.type
 class Artist:
     """A recording artist."""
@@ -60,6 +63,7 @@ class Artist:
     )
 
 
+@entity(resources.albums)
 @strawberry.type
 class Album:
     """An album of tracks by one artist."""
@@ -91,6 +95,7 @@ class Album:
     )
 
 
+@entity(resources.tracks)
 @strawberry.type
 class Track:
     """A track for sale."""

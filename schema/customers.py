@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from bff import PAGE_COST, Connection, connection, to_many, to_one
+from bff import PAGE_COST, Connection, connection, entity, to_many, to_one
 from bff.loaders import Record
 from bff_chinook.resolvers import resources
 from bff_chinook.resolvers.access import OwnCustomerData
@@ -22,6 +22,7 @@ def _invoice(record: Record) -> Invoice:
     return Invoice.from_record(record)
 
 
+@entity(resources.employees)
 @strawberry.type
 class Employee:
     """An employee of the store; some are support representatives of customers."""
@@ -64,6 +65,7 @@ class Employee:
         )
 
 
+@entity(resources.customers)
 @strawberry.type
 class Customer:
     """A customer of the store."""

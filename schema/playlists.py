@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from bff import PAGE_COST, Connection, connection, cost_hint, prefetch
+from bff import PAGE_COST, Connection, connection, cost_hint, entity, prefetch
 from bff.loaders import Record
 from bff_chinook.resolvers import resources
 from bff_chinook.resolvers.playlists import tracks_of_playlist
@@ -12,6 +12,7 @@ from bff_chinook.schema.catalog import Track
 from bff_chinook.schema.common import Info, node, nodes
 
 
+@entity(resources.playlists)
 @strawberry.type
 class Playlist:
     """A named list of tracks."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from bff import to_many, to_one
+from bff import entity, to_many, to_one
 from bff.loaders import Record
 from bff_chinook.resolvers import resources
 from bff_chinook.resolvers.access import check_customer_access
@@ -25,6 +25,7 @@ def _customer(record: Record) -> Customer:
     return Customer.from_record(record)
 
 
+@entity(resources.invoices)
 @strawberry.type
 class Invoice:
     """A purchase by one customer."""
@@ -63,6 +64,7 @@ class Invoice:
         )
 
 
+@entity(resources.invoice_lines)
 @strawberry.type
 class InvoiceLine:
     """One track bought on an invoice."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bff import cli
+from bff.settings import load_settings
 from bff_chinook.demo.server import start_services
 from tests.support.processes import BFF, clean_env, post, start, start_lines, stop
 
@@ -255,3 +256,40 @@ def test_short_hs256_secret_exits_2_without_showing_it() -> None:
     assert "BFF_JWT_HS256_SECRET" in line
     assert "32 bytes" in line
     assert secret not in result.stderr
+
+
+def test_production_profile_without_authentication_exits_2() -> None:
+    """`BFF_PROFILE=production bff serve` without credentials configured exits 2 with one line."""
+    result = subprocess.run(
+        [*BFF, "serve"], env=clean_env(BFF_PROFILE="production"), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "BFF_PROFILE" in line
+
+
+@pytest.mark.parametrize(
+    ("environ", "warned"),
+    [
+        ({"BFF_HOST": "0.0.0.0"}, True),
+        ({"BFF_HOST": "bff.internal"}, True),
+        ({"BFF_HOST": "127.0.0.2"}, False),
+        ({"BFF_HOST": "::1"}, False),
+        ({"BFF_HOST": "localhost"}, False),
+        (
+            {
+                "BFF_HOST": "0.0.0.0",
+                "BFF_PROFILE": "production",
+                "BFF_API_KEYS": "{}",
+                "BFF_JWT_HS256_SECRET": "k" * 32,
+            },
+            False,
+        ),
+    ],
+)
+def test_a_public_address_without_the_production_profile_is_warned_about(
+    environ: dict[str, str], warned: bool
+) -> None:
+    """`bff serve` warns when it would listen beyond loopback with the development profile."""
+    settings = load_settings(environ, services={})
+    assert cli.exposed_in_development(settings) is warned

@@ -6,9 +6,10 @@ one probe call goes through; success closes the breaker, failure opens it again)
 every concurrent call through while half-open, so this wrapper admits exactly one probe and fails
 the others fast.
 
-A failure is a transport error, a timeout, or a 5xx answer. 4xx answers (404 included) and 429
-(the service is up and asks us to slow down; retries handle it) do not count, nor does a call
-cancelled by its caller.
+A failure is what the service did: a transport error, a timeout, or a 5xx answer. 4xx answers (404
+included) and 429 (the service is up and asks us to slow down; retries handle it) do not count, nor
+does a call cancelled by its caller, nor a request the client's input made impossible to send
+(``BAD_USER_INPUT``) or any other error that is not a :class:`~bff.errors.DownstreamError`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ class CircuitBreaker:
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=threshold,
             default_ttl=recovery_s,
-            exclude=[(DownstreamError, _is_client_side), (RateLimited, lambda exc: True)],
+            exclude=[
+                (DownstreamError, _is_client_side),
+                (RateLimited, lambda exc: True),
+                (Exception, lambda exc: not isinstance(exc, DownstreamError)),
+            ],
         )
         self._probing = False
         if on_change is not None:

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bff.cache import EntityCache
+from bff.contract import contract_violations_counter
 from bff.downstream.breaker import CircuitBreaker
 from bff.downstream.bulkhead import Bulkhead
 from bff.downstream.caching import CacheStage
@@ -20,7 +21,7 @@ from bff.downstream.errors import map_status, map_transport_error
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
-from bff.errors import DownstreamError, DownstreamTimeout
+from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
 from bff.telemetry.downstream import ServiceTelemetry
 
@@ -75,6 +76,8 @@ class ServiceClient:
             on_change=telemetry.breaker_changed if telemetry else None,
         )
         self._cache = CacheStage(name, settings, cache, telemetry=telemetry) if cache is not None else None
+        self.contract_violations = contract_violations_counter()
+        """Records of this service that broke their resource's declaration (:mod:`bff.contract`)."""
 
     def url_length(self, path: str, params: Params) -> int:
         """Length in bytes of the full URL a GET of ``path`` with ``params`` would use."""
@@ -167,6 +170,13 @@ class ServiceClient:
                     exchange.failed(exc)
                 if isinstance(exc, httpx.TransportError):
                     raise map_transport_error(self.name, exc) from exc
+                if isinstance(exc, httpx.InvalidURL):
+                    # The client's input made a request that cannot be sent (a URL too long for httpx):
+                    # the client's error, and nothing the service did, so the breaker does not count it.
+                    raise BadUserInput(
+                        f"The request to the {self.name} service cannot be built from this input; "
+                        "shorten the arguments."
+                    ) from None
                 raise
         if exchange is not None:
             exchange.answered(response.status_code)

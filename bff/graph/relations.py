@@ -45,11 +45,11 @@ from strawberry.utils.str_converters import to_camel_case
 from bff.compat import strawberry_field_of
 from bff.context import Context
 from bff.cost_map import COST_METADATA_KEY, FieldCost
-from bff.graph.nodes import Info
+from bff.graph.nodes import Info, nodes
 from bff.graph.resource import Resource
 from bff.loaders import Record
 
-__all__ = ["FieldInfo", "Relation", "prefetch", "resolve_directly", "to_many", "to_one"]
+__all__ = ["FieldInfo", "Relation", "all_nodes", "prefetch", "resolve_directly", "to_many", "to_one"]
 
 SourceT = TypeVar("SourceT")
 NodeT = TypeVar("NodeT")
@@ -104,9 +104,9 @@ class Relation(Generic[SourceT, NodeT]):
         yields to the event loop first, even for a loaded record.
         """
         key = self.key(source)
-        if key is None:
-            return [] if self.many else None
         context = info.context
+        if key is None or context.budget.exhausted:
+            return [] if self.many else None
         future = self.load(context, key)
         if future.done() and not context.budget.must_yield():
             return self._value(info, future.result())
@@ -140,22 +140,46 @@ class Relation(Generic[SourceT, NodeT]):
         context.stale.note(info.path.as_list(), loaded)
         return derive(loaded, self.build)
 
-    def start(self, context: Context, sources: Sequence[SourceT]) -> list[Future[Any]]:
-        """Ask the loader for each source's key (once per key); the futures."""
-        futures: dict[str, Future[Any]] = {}
+    def start(
+        self, context: Context, sources: Sequence[SourceT], weights: Sequence[int]
+    ) -> dict[str, tuple[Future[Any], int]]:
+        """Ask the loader for each source's key (once per key): key -> (its future, how many times the
+        response will resolve it: the summed ``weights`` of the sources with that key)."""
+        started: dict[str, tuple[Future[Any], int]] = {}
         key_of = self.key
-        for source in sources:
+        for source, weight in zip(sources, weights, strict=True):
             key = key_of(source)
-            if key is not None and key not in futures:
-                futures[key] = self.load(context, key)
-        return list(futures.values())
+            if key is None:
+                continue
+            found = started.get(key)
+            started[key] = (
+                self.load(context, key) if found is None else found[0],
+                weight + (found or (0, 0))[1],
+            )
+        return started
 
-    def nodes(self, context: Context, futures: Sequence[Future[Any]]) -> list[NodeT]:
-        """The nodes of the futures that succeeded (those of the failed ones are their fields' errors)."""
+    def nodes(
+        self, context: Context, started: Mapping[str, tuple[Future[Any], int]]
+    ) -> tuple[list[NodeT], list[int], int]:
+        """The nodes of the futures that succeeded (those of the failed ones are their fields' errors),
+        each with how many times the response will hold it, and the items that makes in all."""
         derive, build = context.loaders.derive, self.build
-        loaded = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
-        records = [record for value in loaded for record in value] if self.many else loaded
-        return [derive(record, build) for record in records if record is not None]
+        weight_of: dict[int, int] = {}
+        nodes: list[NodeT] = []
+        items = 0
+        for future, weight in started.values():
+            if future.cancelled() or future.exception() is not None:
+                continue
+            value = future.result()
+            records = value if self.many else ([] if value is None else [value])
+            items += weight * len(records)
+            for record in records:
+                node = derive(record, build)
+                if id(node) not in weight_of:
+                    nodes.append(node)
+                    weight_of[id(node)] = 0
+                weight_of[id(node)] += weight
+        return nodes, [weight_of[id(node)] for node in nodes], items
 
 
 def to_one(
@@ -332,6 +356,11 @@ async def prefetch(info: FieldInfo, items: list[ItemT], *, under: Sequence[str] 
     selected relationship fields (:func:`to_one`, :func:`to_many` without permission classes), then
     those of the fields selected on those nodes, and so on. Does not raise for a failed load: the
     field of that item does when resolved.
+
+    Level by level it also counts the items the response will hold below ``items`` (a node reached
+    twice counts twice, as graphql-core completes it twice): once they pass what the operation's
+    budget has left, it raises ``OPERATION_BUDGET_EXCEEDED`` at once, for this list field, instead of
+    letting graphql-core complete them one by one (:mod:`bff.operation.budget`).
     """
     if not items:
         return items
@@ -339,10 +368,11 @@ async def prefetch(info: FieldInfo, items: list[ItemT], *, under: Sequence[str] 
     # Every item of every list at this place in the query has the same selection: read it once.
     here = (_MEMO_KEY, _place(info.path), *under)
     below = context.loaders.memo(here, lambda: _below(_selected(info), under))
-    level: list[tuple[Sequence[Any], Sequence[Selection]]] = [(items, below)]
+    level: list[tuple[Sequence[Any], Sequence[int], Sequence[Selection]]] = [(items, [1] * len(items), below)]
+    projected = len(items)
     while level:
-        started: list[tuple[Relation[Any, Any], list[Future[Any]], Sequence[Selection]]] = []
-        for sources, selections in level:
+        started: list[tuple[Relation[Any, Any], dict[str, tuple[Future[Any], int]], Sequence[Selection]]] = []
+        for sources, weights, selections in level:
             cls = sources[0].__class__
             relations = _relations(cls)
             if not relations:
@@ -350,12 +380,30 @@ async def prefetch(info: FieldInfo, items: list[ItemT], *, under: Sequence[str] 
             for field in _fields(selections, cls.__strawberry_definition__.name):
                 relation = relations.get(field.name)
                 if relation is not None:
-                    started.append((relation, relation.start(context, sources), field.selections))
-        for _, futures, _ in started:
-            await _settle(futures)
+                    started.append((relation, relation.start(context, sources, weights), field.selections))
+        for _, loads, _ in started:
+            await _settle([future for future, _ in loads.values()])
         level = []
-        for relation, futures, selections in started:
-            nodes = relation.nodes(context, futures)
+        for relation, loads, selections in started:
+            nodes, weights, count = relation.nodes(context, loads)
+            projected += count
             if nodes and selections:
-                level.append((nodes, selections))
+                level.append((nodes, weights, selections))
+        context.budget.check_projected(projected)
     return items
+
+
+async def all_nodes(
+    info: Info,
+    resource: Resource,
+    build: Callable[[Record], NodeT],
+    *,
+    params: Sequence[tuple[str, str]] = (),
+) -> list[NodeT]:
+    """Every record of ``resource`` (``GET /{path}`` with ``params``) as ``build(record)`` nodes, with the
+    relationship fields the query selects on them loaded first (:func:`prefetch`): a root list field.
+
+    Raises ``DOWNSTREAM_*`` when the service fails, ``OPERATION_BUDGET_EXCEEDED`` past the budget.
+    """
+    records = await resource.all(info.context, params)
+    return await prefetch(info, nodes(info, build, records))

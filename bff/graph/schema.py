@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from graphql import GraphQLError
 from strawberry.extensions import AddValidationRules
 
 from bff.application import App
 from bff.compat import graphql_core_schema
+from bff.graph.federation import FederatedSchema, entities_of
 from bff.graph.relations import resolve_directly
 from bff.limits import Limits, cached_parser, parser_extension, validation_rules
 from bff.masking import MaskUnexpectedErrors, shape_errors
@@ -38,20 +39,22 @@ def build_schema(app: App, settings: Settings) -> OperationSchema:
 
     The limit rules are built here, once: the same rule classes for every operation keep the
     validation cache hitting (see :mod:`bff.limits`). Relationship fields are resolved by graphql-core
-    directly, without Strawberry's per-call wrapper (see :mod:`bff.graph.relations`).
+    directly, without Strawberry's per-call wrapper (see :mod:`bff.graph.relations`). With
+    ``BFF_FEDERATION`` the schema is a Federation 2 subgraph over the app's entities
+    (:mod:`bff.graph.federation`).
     """
     limits = Limits.from_settings(settings, app.cost_map)
     rules = validation_rules(limits)
     parse = cached_parser(limits.max_tokens, PARSE_CACHE_BYTES)
     validated: TextCache[list[GraphQLError]] = TextCache(VALIDATION_CACHE_BYTES)
-    schema = OperationSchema(
-        query=app.query,
-        mutation=app.mutation,
-        subscription=app.subscription,
-        types=list(app.types),
+    options: dict[str, Any] = {
+        "query": app.query,
+        "mutation": app.mutation,
+        "subscription": app.subscription,
+        "types": list(app.types),
         # Fresh contexts (DataLoaders) per subscription event and per WebSocket operation.
-        execution_context_class=PerEventExecutor,
-        extensions=[
+        "execution_context_class": PerEventExecutor,
+        "extensions": [
             parser_extension(parse),
             lambda: AddValidationRules(rules),
             validation_cache(validated),
@@ -59,7 +62,13 @@ def build_schema(app: App, settings: Settings) -> OperationSchema:
             shape_errors(suggestions=settings.field_suggestions),
             StaleExtension,
         ],
-    )
+    }
+    schema: OperationSchema
+    if settings.federation:
+        entities = entities_of([app.query, app.mutation, app.subscription, *app.types])
+        schema = FederatedSchema(entities=entities, **options)
+    else:
+        schema = OperationSchema(**options)
     core = graphql_core_schema(schema)
     resolve_directly(core)
     schema.validated = validated

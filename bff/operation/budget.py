@@ -11,8 +11,10 @@ tracks may hold 3,290. The budget is the guarantee, checked while the operation 
 - **Slices.** Records already loaded resolve without awaiting (:mod:`bff.graph.relations`), so a wide
   operation can complete for seconds without giving the event loop a turn. Once it has resolved
   synchronously for a slice of ``SLICE_S``, with no turn of the loop in between, fields return an
-  awaitable that first yields to the loop; a new slice starts once the loop has turned. No operation
-  then keeps others (or ``/healthz``) waiting for much longer than a slice.
+  awaitable that waits at the operation's gate (:meth:`Budget.pause`). The gate lets waiting fields
+  go a batch per turn of the loop, the batch sized so a turn takes about a slice; waking them all at
+  once would put all their work in one turn again. No operation then keeps others (or ``/healthz``)
+  waiting for much longer than a slice.
 
 One :class:`Budget` per operation, kept in its context; nothing here is shared between operations.
 """
@@ -20,6 +22,7 @@ One :class:`Budget` per operation, kept in its context; nothing here is shared b
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Final
 
 from bff.errors import BFFError
@@ -28,6 +31,9 @@ __all__ = ["SLICE_S", "Budget", "BudgetExceeded", "OperationTimeout"]
 
 SLICE_S: Final = 0.02
 """Longest run of synchronous resolution before yielding to the event loop, in seconds."""
+
+MAX_BATCH: Final = 4_096
+"""Most waiting fields the gate lets go in one turn of the loop."""
 
 
 class BudgetExceeded(BFFError):
@@ -50,11 +56,14 @@ class Budget:
     """
 
     __slots__ = (
+        "_batch",
         "_exceeded",
+        "_last_release",
         "_loop",
         "_slice_end",
         "_timeout",
         "_turned",
+        "_waiters",
         "deadline",
         "items",
         "max_items",
@@ -70,6 +79,9 @@ class Budget:
         self._loop.call_soon(self._turn)
         self._exceeded: BudgetExceeded | None = None
         self._timeout: OperationTimeout | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._batch = 64
+        self._last_release: float | None = None
 
     def spend(self, items: int) -> None:
         """Count ``items`` resolved; raises ``OPERATION_BUDGET_EXCEEDED`` past the item budget and
@@ -88,6 +100,19 @@ class Budget:
             if self._timeout is None:
                 self._timeout = OperationTimeout("The operation ran past its deadline.")
             raise self._timeout
+
+    def check_projected(self, items: int) -> None:
+        """Refuse, before resolving any of them, ``items`` more than the budget has left: raises
+        ``OPERATION_BUDGET_EXCEEDED`` (a list field's prefetch knows its subtree's size in advance)."""
+        if self.items + items > self.max_items:
+            self.items = self.max_items + 1
+            self.spend(0)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the item budget or the deadline is spent: what is still resolved is null, quietly
+        (the one error already says why, and thousands of copies would cost what the budget saves)."""
+        return self._exceeded is not None or self._timeout is not None
 
     def must_yield(self) -> bool:
         """Whether the operation has run synchronously for a whole slice: yield to the loop first."""
@@ -108,5 +133,32 @@ class Budget:
         self._turned = True
 
     async def pause(self) -> None:
-        """Yield to the event loop once (what a deferred field awaits before it resolves)."""
-        await asyncio.sleep(0)
+        """Wait at the operation's gate until a later turn of the loop lets this field go on."""
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1 and self._last_release is None:
+            self._loop.call_soon(self._release)
+        await waiter
+
+    def _release(self) -> None:
+        """Let the next batch of waiting fields go, sizing it by how long the last turn took."""
+        now = self._loop.time()
+        if self._last_release is not None:
+            took = now - self._last_release
+            if took < SLICE_S / 2:
+                self._batch = min(self._batch * 2, MAX_BATCH)
+            elif took > SLICE_S:
+                self._batch = max(1, self._batch // 2)
+        self._slice_end = now + SLICE_S
+        self._turned = False
+        waiters = self._waiters
+        for _ in range(min(self._batch, len(waiters))):
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        if waiters:
+            self._last_release = now
+            # Scheduled after the wake-ups just made: it runs once the fields let go have run.
+            self._loop.call_soon(self._release)
+        else:
+            self._last_release = None

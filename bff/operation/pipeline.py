@@ -8,6 +8,7 @@
     operation selection (GraphQL spec 6.1 GetOperation)         GRAPHQL_VALIDATION_FAILED
     principal still valid (a token's exp, over a WebSocket too) UNAUTHENTICATED
     rate limit per principal or client IP, by cost when set     RATE_LIMITED (retryAfter)
+    deprecated fields in use: counted, logged once per name     (bff.operation.deprecations)
     -- then Strawberry: validation (limits, bff.limits), execution with the runtime budget
        (bff.operation.budget), masking (bff.masking) --
 
@@ -34,6 +35,7 @@ from bff.context import Context
 from bff.cost_map import CostMap
 from bff.limits import operation_cost
 from bff.operation.caches import TextCache
+from bff.operation.deprecations import DeprecationTracker
 from bff.persisted import PersistedQueries, PersistedQueryError, Resolved
 from bff.rate_limit import RATE_LIMITED, RateLimiter
 from bff.settings import Settings
@@ -99,6 +101,8 @@ class OperationPipeline:
         self._parse = parse
         self._schema: GraphQLSchema | None = None
         self._costs: TextCache[int] = TextCache(COST_CACHE_BYTES)
+        self.deprecations = DeprecationTracker()
+        """Deprecated elements operations use (:mod:`bff.operation.deprecations`); metrics observe it."""
 
     def bind(self, schema: GraphQLSchema) -> None:
         """Measure costs against ``schema`` (the graphql-core schema the app executes with)."""
@@ -153,6 +157,10 @@ class OperationPipeline:
         except OperationRefused as refused:
             refused.operation = operation
             raise
+        if document is not None and self._schema is not None:
+            self.deprecations.record(
+                self._schema, resolved.query, document, operation_name, request_id=context.request_id
+            )
         return Admitted(resolved.query, resolved, parsed=document is not None, operation=operation)
 
     async def ran(self, admitted: Admitted) -> None:

@@ -25,9 +25,9 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from bff.context import Context
-from bff.observability import QuietSchema
+from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
-from bff.operation.pipeline import OperationPipeline, OperationRefused
+from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
@@ -62,23 +62,17 @@ class OperationSchema(QuietSchema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """Admit the operation, then execute it; a refusal is a request error with its code."""
-        pipeline = self.pipeline
-        if pipeline is None or not isinstance(context_value, Context):
-            return await super().execute(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
-        record = self.telemetry.start(context_value, HTTP) if self.telemetry is not None else None
+        record = self._record(context_value, HTTP)
         try:
-            result = await self._admit_and_execute(
-                pipeline,
-                record,
-                query,
+            admitted = await self._admit(
+                query, operation_name, variable_values, operation_extensions, context_value, record
+            )
+            if isinstance(admitted, PreExecutionError):
+                if record is not None:
+                    record.result(admitted)
+                return admitted
+            result = await super().execute(
+                admitted.query if admitted is not None else query,
                 variable_values,
                 context_value,
                 root_value,
@@ -86,6 +80,11 @@ class OperationSchema(QuietSchema):
                 allowed_operation_types,
                 operation_extensions,
             )
+            if admitted is not None and self.pipeline is not None and not _is_request_error(result):
+                await self.pipeline.ran(admitted)
+            if record is not None:
+                record.result(result)
+            return result
         except Exception as exc:
             if record is not None:
                 record.failed(exc)
@@ -94,51 +93,6 @@ class OperationSchema(QuietSchema):
             if record is not None:
                 record.finish()
                 record.detach()
-        return result
-
-    async def _admit_and_execute(
-        self,
-        pipeline: OperationPipeline,
-        record: OperationRecord | None,
-        query: str | None,
-        variable_values: dict[str, Any] | None,
-        context_value: Context,
-        root_value: Any | None,
-        operation_name: str | None,
-        allowed_operation_types: Iterable[OperationType] | None,
-        operation_extensions: dict[str, Any] | None,
-    ) -> ExecutionResult:
-        try:
-            admitted = await pipeline.admit(
-                query=query,
-                operation_name=operation_name,
-                variables=variable_values,
-                extensions=operation_extensions,
-                context=context_value,
-            )
-        except OperationRefused as refused:
-            logger.info("operation refused: %s", refused.code)
-            refusal: ExecutionResult = refused.result()
-            if record is not None:
-                record.refused(refused)
-                record.result(refusal)
-            return refusal
-        if record is not None:
-            record.admitted(admitted)
-        result = await super().execute(
-            admitted.query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed_operation_types,
-            operation_extensions,
-        )
-        if not isinstance(result, PreExecutionError) and not _is_request_error(result):
-            await pipeline.ran(admitted)
-        if record is not None:
-            record.result(result)
-        return result
 
     async def stream(
         self,
@@ -152,43 +106,21 @@ class OperationSchema(QuietSchema):
     ) -> Any:
         """Admit the operation, then stream its result(s); a refusal is one pre-execution error."""
         extensions = operation_extensions if operation_extensions is not None else OPERATION_EXTENSIONS.get()
-        pipeline = self.pipeline
-        if pipeline is None or not isinstance(context_value, Context):
-            return await super().stream(
-                query,
-                variable_values=variable_values,
-                context_value=context_value,
-                root_value=root_value,
-                operation_name=operation_name,
-                operation_extensions=extensions,
-                allowed_operation_types=allowed_operation_types,
-            )
-        record = None
-        if self.telemetry is not None:
-            transport = WEBSOCKET if context_value.websocket is not None else SSE
-            record = self.telemetry.start(context_value, transport)
-        try:
-            admitted = await pipeline.admit(
-                query=query,
-                operation_name=operation_name,
-                variables=variable_values,
-                extensions=extensions,
-                context=context_value,
-            )
-        except OperationRefused as refused:
-            logger.info("operation refused: %s", refused.code)
-            if record is None:
-                return _one(refused.result())
-            record.refused(refused)
-            return record.stream(_one(refused.result()))
-        if record is not None:
-            record.admitted(admitted)
-        if admitted.parsed:
-            # Strawberry streams results after this returns: register the (hash-checked) text now.
-            await pipeline.ran(admitted)
+        websocket = getattr(context_value, "websocket", None) is not None
+        record = self._record(context_value, WEBSOCKET if websocket else SSE)
+        admitted = await self._admit(
+            query, operation_name, variable_values, extensions, context_value, record
+        )
+        if isinstance(admitted, PreExecutionError):
+            return record.stream(_one(admitted)) if record is not None else _one(admitted)
+        if admitted is not None and self.pipeline is not None:
+            if admitted.parsed:
+                # Strawberry streams results after this returns: register the (hash-checked) text now.
+                await self.pipeline.ran(admitted)
+            query = admitted.query
         try:
             results = await super().stream(
-                admitted.query,
+                query,
                 variable_values=variable_values,
                 context_value=context_value,
                 root_value=root_value,
@@ -201,7 +133,46 @@ class OperationSchema(QuietSchema):
                 record.failed(exc)
                 record.finish()
             raise
-        return record.stream(results) if record is not None else results
+        shaped = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
+        return record.stream(shaped) if record is not None else shaped
+
+    def _record(self, context: Any, transport: str) -> OperationRecord | None:
+        """A telemetry record of the operation about to run, when telemetry is on and the operation
+        runs through the pipeline."""
+        if self.telemetry is None or self.pipeline is None or not isinstance(context, Context):
+            return None
+        return self.telemetry.start(context, transport)
+
+    async def _admit(
+        self,
+        query: str | None,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        extensions: dict[str, Any] | None,
+        context: Any,
+        record: OperationRecord | None = None,
+    ) -> Admitted | PreExecutionError | None:
+        """The pipeline's admission, its refusal as a request error, or ``None`` without a pipeline
+        (or for a context that is not bff's); ``record`` learns the operation's type and name."""
+        pipeline = self.pipeline
+        if pipeline is None or not isinstance(context, Context):
+            return None
+        try:
+            admitted = await pipeline.admit(
+                query=query,
+                operation_name=operation_name,
+                variables=variables,
+                extensions=extensions,
+                context=context,
+            )
+        except OperationRefused as refused:
+            logger.info("operation refused: %s", refused.code)
+            if record is not None:
+                record.refused(refused)
+            return refused.result()
+        if record is not None:
+            record.admitted(admitted)
+        return admitted
 
 
 def _is_request_error(result: ExecutionResult) -> bool:

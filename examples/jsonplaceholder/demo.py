@@ -42,9 +42,6 @@ class JsonServerDemo:
 
     urls: Mapping[str, str]
 
-    def point_webhooks(self, bff_base_url: str, secret: str) -> None:
-        """Nothing to do: json-server sends no webhooks."""
-
 
 def json_server_command(which: Callable[[str], str | None] = shutil.which) -> list[str]:
     """The argv that starts json-server: ``[json-server]`` from ``PATH``, else ``npx`` with the pinned

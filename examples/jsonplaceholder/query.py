@@ -1,15 +1,15 @@
 """The root ``Query``: whole lists, one record by id, and a greeting.
 
 A list field loads the relationship fields the query selects on its items before it returns
-(:func:`bff.prefetch`), so ``{ posts { user { name } } }`` is two downstream requests: ``GET /posts``
-and one ``GET /users?id=1&id=2..``.
+(:func:`bff.all_nodes` prefetches them), so ``{ posts { user { name } } }`` is two downstream
+requests: ``GET /posts`` and one ``GET /users?id=1&id=2..``.
 """
 
 from __future__ import annotations
 
 import strawberry
 
-from bff import Info, cost_hint, node, nodes, prefetch
+from bff import Info, all_nodes, cost_hint, node
 from examples.jsonplaceholder import resources
 from examples.jsonplaceholder.types import Post, User
 
@@ -20,8 +20,7 @@ class Query:
 
     @strawberry.field(description="Every post.", metadata=cost_hint(size=resources.posts.list_size))
     async def posts(self, info: Info) -> list[Post]:
-        records = await resources.posts.all(info.context)
-        return await prefetch(info, nodes(info, Post.from_record, records))
+        return await all_nodes(info, resources.posts, Post.from_record)
 
     @strawberry.field(description="One post by id; null when there is none.")
     async def post(self, info: Info, id: strawberry.ID) -> Post | None:
@@ -29,8 +28,7 @@ class Query:
 
     @strawberry.field(description="Every user.", metadata=cost_hint(size=resources.users.list_size))
     async def users(self, info: Info) -> list[User]:
-        records = await resources.users.all(info.context)
-        return await prefetch(info, nodes(info, User.from_record, records))
+        return await all_nodes(info, resources.users, User.from_record)
 
     @strawberry.field(description="One user by id; null when there is none.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:

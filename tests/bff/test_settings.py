@@ -64,3 +64,23 @@ def test_hs256_secret_shorter_than_32_bytes_is_refused(secret: str) -> None:
         chinook_settings({"BFF_JWT_HS256_SECRET": secret})
     assert secret not in str(caught.value)
     assert chinook_settings({"BFF_JWT_HS256_SECRET": "\u00e9" * 16}).jwt_hs256_secret is not None
+
+
+def test_production_profile_sets_its_defaults_and_lets_variables_win() -> None:
+    """BFF_PROFILE=production closes the playground, introspection and suggestions; explicit values win."""
+    secret = "s" * 32
+    settings = chinook_settings({"BFF_PROFILE": "production", "BFF_JWT_HS256_SECRET": secret})
+    assert (settings.graphiql, settings.introspection, settings.field_suggestions) == (False, False, False)
+    assert (settings.auth_required, settings.csrf_prevention) == (True, True)
+    assert settings.rate_limit == "20/second;1000/minute"
+    mixed = chinook_settings(
+        {"BFF_PROFILE": "production", "BFF_JWT_HS256_SECRET": secret, "BFF_INTROSPECTION": "true"}
+    )
+    assert mixed.introspection is True
+    assert chinook_settings({}).graphiql is True
+
+
+def test_production_profile_needs_authentication() -> None:
+    """Without a JWT key source or API keys the production profile refuses to start, naming why."""
+    with pytest.raises(SettingsError, match=r"^BFF_PROFILE: production needs authentication"):
+        chinook_settings({"BFF_PROFILE": "production"})

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bff.app import create_app
 from bff.application import App
+from bff.connections import runner_args
 from bff.settings import load_settings, service_variable
 from bff_chinook.schema import app as chinook_app
 
@@ -71,7 +72,7 @@ async def run_bff(
     env.update(environ)
     settings = load_settings(env, services=app_spec.service_defaults(), host="127.0.0.1", port=0)
     app = create_app(settings, app_spec)
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, shutdown_timeout=1.0, **runner_args(settings))
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

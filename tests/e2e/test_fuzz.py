@@ -71,6 +71,8 @@ class BackgroundBFF:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.stack = AsyncExitStack()
         self.url = ""
+        self.client: httpx.Client | None = None
+        """An HTTP client a test may keep here for the BFF's lifetime."""
 
     def _run(self, coroutine: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)

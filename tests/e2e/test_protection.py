@@ -19,6 +19,7 @@ from aiohttp import web
 from bff.app import VIEW
 from bff.persisted import sha256_hex
 from tests.e2e.stack import Stack, run_bff
+from tests.support.chinook import customer_record
 from tests.support.tokens import SECRET, token
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -297,7 +298,7 @@ async def test_authorization_header_is_forwarded_downstream() -> None:
 
     async def customers(request: web.Request) -> web.Response:
         seen.append(request.headers.get("Authorization"))
-        record = {"id": 1, "firstName": "Ana", "lastName": "B", "email": "a@b.c"}
+        record = customer_record(id=1, firstName="Ana", lastName="B", email="a@b.c")
         return web.json_response([record], headers={"X-Total-Count": "1"})
 
     app = web.Application()

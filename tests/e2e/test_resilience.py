@@ -298,3 +298,22 @@ async def test_one_error_per_failed_batch(services: dict[str, str], caplog: pyte
     assert error["extensions"]["affectedFields"] == len(lines)
     assert sum("DOWNSTREAM_UNAVAILABLE" in record.getMessage() for record in caplog.records) == 1
     assert "Traceback" not in str(body)
+
+
+async def test_input_that_cannot_be_sent_is_bad_user_input_and_spares_the_breaker(
+    services: dict[str, str],
+) -> None:
+    """A 70 KB search httpx cannot put in a URL is BAD_USER_INPUT, five times; the breaker stays closed."""
+    env = {
+        "BFF_MAX_STRING_BYTES": "200000",
+        "BFF_MAX_BODY_BYTES": "300000",
+        "BFF_SERVICE_CATALOG_BREAKER_THRESHOLD": "3",
+    }
+    async with run_bff("invalid-url", services, **env) as stack:
+        query = "query($s: String) { artists(search: $s) { totalCount } }"
+        for _ in range(5):
+            body = await stack.post(query, {"s": "x" * 70_000})
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
+        ready = (await stack.http.get(stack.graphql_url.replace("/graphql", "/readyz"))).json()
+        assert ready["services"]["catalog"]["breaker"] == "closed"
+        assert (await stack.post('{ artist(id: "1") { name } }'))["data"] == {"artist": {"name": "AC/DC"}}

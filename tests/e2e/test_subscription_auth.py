@@ -25,6 +25,7 @@ from bff.events import EVENT_BUS, Event
 from bff_chinook.resolvers.topics import CHARGE_SUCCEEDED, INVOICE_CREATED, PLAYLIST_UPDATED
 from tests.e2e.live import Live, run_live, take, wait_until
 from tests.e2e.stack import run_bff
+from tests.support.chinook import customer_record
 from tests.support.tokens import SECRET, customer, employee, token
 
 API_KEY = "subscription-auth-key-of-customer-21"
@@ -272,7 +273,7 @@ async def test_connection_init_authorization_is_forwarded_downstream(protocol: s
 
     async def customers(request: web.Request) -> web.Response:
         seen.append(request.headers.get("Authorization"))
-        record = {"id": 1, "firstName": "Ana", "lastName": "B", "email": "a@b.c"}
+        record = customer_record(id=1, firstName="Ana", lastName="B", email="a@b.c")
         return web.json_response([record], headers={"X-Total-Count": "1"})
 
     app = web.Application()

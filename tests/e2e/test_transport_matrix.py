@@ -201,3 +201,20 @@ async def test_size_limit(transport: str, demo_services: dict[str, str]) -> None
             assert result["status"] == 413
             assert codes(result) == ["REQUEST_TOO_LARGE"]
         assert admitted(await run(transport, stack.graphql_url, Operation(QUERY_OK)), "REQUEST_TOO_LARGE")
+
+
+async def test_csrf_prevention_covers_sse(demo_services: dict[str, str]) -> None:
+    """With BFF_CSRF_PREVENTION, an SSE GET a browser could send cross-site is refused as JSON (400)."""
+    async with run_bff("csrf", demo_services, BFF_CSRF_PREVENTION="true") as stack:
+        response = await stack.http.get(
+            stack.graphql_url, params={"query": QUERY_OK}, headers={"Accept": "text/event-stream"}
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "CSRF_PREVENTED"
+        allowed = await stack.http.get(
+            stack.graphql_url,
+            params={"query": QUERY_OK},
+            headers={"Accept": "text/event-stream", "apollo-require-preflight": "true"},
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["content-type"].startswith("text/event-stream")

@@ -112,15 +112,15 @@ async def test_failed_batch_raises_its_error_when_resolved() -> None:
     """A key whose batch failed raises that batch's error, the same one for every field of the key."""
     handler = Genres(failing=frozenset({"4"}))
     context, client = operation(handler)
-    futures = GENRE.start(context, [Track("4"), Track("4")])
-    await asyncio.gather(*futures, return_exceptions=True)
+    started = GENRE.start(context, [Track("4"), Track("4")], [1, 1])
+    await asyncio.gather(*(future for future, _ in started.values()), return_exceptions=True)
     errors = []
     for index in range(2):
         with pytest.raises(DownstreamUnavailable) as raised:
             GENRE.resolve(Track("4"), info(context, index))
         errors.append(raised.value)
     await client.aclose()
-    assert len(futures) == 1
+    assert [weight for _, weight in started.values()] == [2]
     assert errors[0] is errors[1]
 
 
