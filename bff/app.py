@@ -109,6 +109,8 @@ def create_app(
             )
             for name in app_spec.services
         }
+        for client in clients.values():
+            telemetry.follow(client.contract_violations)
         app[SERVICES] = Services(clients)
         try:
             yield
@@ -141,6 +143,8 @@ def create_app(
         )
     schema = build_schema(app_spec, settings)
     schema.telemetry = telemetry.operations if telemetry.on else None
+    if schema.pipeline is not None:
+        telemetry.follow(schema.pipeline.deprecations.uses)
     view = GraphQLView(
         schema=schema,
         settings=settings,

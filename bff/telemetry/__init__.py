@@ -22,6 +22,7 @@ from typing import Final
 
 from aiohttp import web
 
+from bff.counters import Counter as KitCounter
 from bff.events import EventBus
 from bff.settings import Settings
 from bff.telemetry.downstream import CacheTelemetry, ServiceTelemetry
@@ -66,6 +67,11 @@ class Telemetry:
     def cache(self, services: Iterable[str]) -> CacheTelemetry | None:
         """The entity cache storage's observer, or ``None`` without metrics."""
         return CacheTelemetry(self.metrics, services) if self.metrics is not None else None
+
+    def follow(self, counter: KitCounter) -> None:
+        """Export one of the kit's own counters (:meth:`Metrics.follow`), when metrics are on."""
+        if self.metrics is not None:
+            self.metrics.follow(counter)
 
     def event_bus(self, bus: EventBus) -> EventBus:
         """``bus``, counted when metrics are on."""

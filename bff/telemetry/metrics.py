@@ -1,4 +1,4 @@
-"""Prometheus metrics: every family the BFF exports, in one place, and how ``/metrics`` serves them.
+r"""Prometheus metrics: every family the BFF exports, in one place, and how ``/metrics`` serves them.
 
 Names and units follow the Prometheus conventions (``bff_`` prefix, base units, ``_seconds``,
 ``_bytes``, counters end in ``_total``). Every label has a bounded set of values: services, methods,
@@ -34,7 +34,12 @@ family                                        type       labels
 ``bff_slow_subscribers_dropped_total``        counter
 ``bff_webhooks_received_total``               counter    endpoint, outcome
 ``bff_webhooks_refused_total``                counter    endpoint, code
+``bff_downstream_contract_violations_total``  counter    service, resource, field
+``bff_deprecated_field_uses_total``           counter    coordinate
 ============================================  =========  ============================================
+
+The last two are the kit's own :class:`bff.counters.Counter`\ s (a service client's
+``contract_violations``, the pipeline's ``deprecations.uses``), exported by :meth:`Metrics.follow`.
 
 plus the process collector's ``process_*``, ``python_gc_*`` and ``python_info`` (one process only: see below).
 
@@ -67,6 +72,10 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from bff.contract import contract_violations_counter
+from bff.counters import Counter as KitCounter
+from bff.operation.deprecations import DeprecationTracker
 
 __all__ = [
     "MAX_LABEL_VALUES",
@@ -285,6 +294,19 @@ class Metrics:
             "Webhook deliveries refused, by endpoint and error code (the reason).",
             ("endpoint", "code"),
         )
+        # The kit's own counters (bff.counters), declared from the kit's definitions of them.
+        self._kit_counters = {
+            spec.name: self._counter(spec.name.removesuffix("_total"), spec.documentation, spec.labels)
+            for spec in (contract_violations_counter(), DeprecationTracker().uses)
+        }
+
+    def follow(self, counter: KitCounter) -> None:
+        """Export one of the kit's counters under its name: what it counted so far, then every
+        increment. Raises ``KeyError`` for a counter this module does not declare."""
+        exported = self._kit_counters[counter.name]
+        for values, amount in counter.items():
+            exported.labels(*values).inc(amount)
+        counter.observe(lambda values, amount: exported.labels(*values).inc(amount))
 
     def _counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
         self.declared.append((f"{name}_total", "counter", labels))

@@ -13,7 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bff.context import SERVICES
 from bff.telemetry import TELEMETRY
 from bff.view import GraphQLView
+from bff_chinook.demo.server import start_services
 from tests.e2e.stack import run_bff
+from tests.e2e.test_contract import renamed_data
 from tests.support.processes import clean_env, post, start, stop
 
 QUERY = '{ artist(id: "1") { name } }'
@@ -133,3 +135,14 @@ async def test_a_refused_websocket_upgrade_is_counted(demo_services: dict[str, s
                 text = (await stack.http.get(base(stack.graphql_url) + "/metrics")).text
                 assert counts(text, "bff_websocket_connections") == 1
         assert counts(text, "bff_refusals_total", code="UNAUTHENTICATED") == 1
+
+
+async def test_the_kits_contract_violations_are_exported() -> None:
+    """Records that break their declaration, counted by the service client, reach /metrics."""
+    services = await start_services(ports={"customers": 0}, data=renamed_data())
+    async with services, run_bff("drift", services.urls) as stack:
+        body = await stack.post('{ employee(id: "2") { firstName reportsTo { firstName } } }')
+        assert body["errors"][0]["extensions"]["code"] == "DOWNSTREAM_CONTRACT"
+        text = (await stack.http.get(base(stack.graphql_url) + "/metrics")).text
+    labels = {"service": "customers", "resource": "employees", "field": "reportsToId"}
+    assert counts(text, "bff_downstream_contract_violations_total", **labels) >= 1

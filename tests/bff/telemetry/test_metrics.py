@@ -7,6 +7,7 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bff.contract import contract_violations_counter
 from bff.telemetry.metrics import MAX_LABEL_VALUES, OTHER, UNKNOWN, BoundedLabel, Metrics, status_class
 
 ALLOWED_LABELS = {
@@ -22,6 +23,8 @@ ALLOWED_LABELS = {
     "field",
     "topic",
     "endpoint",
+    "resource",
+    "coordinate",
 }
 """Every label the BFF uses: each has a bounded set of values (see bff.telemetry.metrics)."""
 
@@ -34,7 +37,7 @@ def metrics() -> Metrics:
 def test_names_and_units_follow_the_prometheus_conventions(metrics: Metrics) -> None:
     """bff_ prefix, snake case, counters end in _total, histograms measure _seconds, gauges have no
     _total, and every label is one of the bounded ones."""
-    assert len(metrics.declared) == 25
+    assert len(metrics.declared) == 27
     for name, kind, labels in metrics.declared:
         assert re.fullmatch(r"bff_[a-z_]+", name), name
         if kind == "counter":
@@ -81,6 +84,18 @@ def test_app_labels_are_bounded() -> None:
 def test_error_codes_are_checked_before_they_become_labels(code: object, label: str) -> None:
     """Only SCREAMING_SNAKE codes of at most 64 characters become label values."""
     assert Metrics().error_code(code) == label
+
+
+def test_the_kits_own_counters_are_followed() -> None:
+    """A bff.counters.Counter the kit keeps is exported with what it counted before and after."""
+    metrics = Metrics()
+    violations = contract_violations_counter()
+    violations.inc("catalog", "tracks", "name")
+    metrics.follow(violations)
+    violations.inc("catalog", "tracks", "name", amount=2)
+    text = metrics.exposition().decode()
+    line = 'bff_downstream_contract_violations_total{field="name",resource="tracks",service="catalog"} 3.0'
+    assert line in text
 
 
 def test_status_classes() -> None:
