@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -146,3 +147,19 @@ async def test_the_kits_contract_violations_are_exported() -> None:
         text = (await stack.http.get(base(stack.graphql_url) + "/metrics")).text
     labels = {"service": "customers", "resource": "employees", "field": "reportsToId"}
     assert counts(text, "bff_downstream_contract_violations_total", **labels) >= 1
+
+
+async def test_downstream_requests_are_logged_one_line_each_at_debug_only(
+    demo_services: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG, bff.downstream writes one line per downstream request (service, method, path without
+    its query, status, ms); at INFO, none."""
+    async with run_bff("debug-lines", demo_services) as stack:
+        with caplog.at_level(logging.INFO, logger="bff.downstream"):
+            await stack.post('{ album(id: "1") { title artist { name } } }')
+        assert [r for r in caplog.records if r.name == "bff.downstream"] == []
+        with caplog.at_level(logging.DEBUG, logger="bff.downstream"):
+            await stack.post('{ album(id: "2") { title artist { name } } }')
+    lines = [r for r in caplog.records if r.name == "bff.downstream"]
+    assert [(r.service, r.method, r.status) for r in lines] == [("catalog", "GET", 200)] * 2  # type: ignore[attr-defined]
+    assert all("?" not in r.path and r.duration_ms >= 0 for r in lines)  # type: ignore[attr-defined]
