@@ -24,6 +24,7 @@ from hashlib import sha256
 from typing import Any
 
 import pytest
+import structlog
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from prometheus_client.parser import text_string_to_metric_families
@@ -92,7 +93,10 @@ def families(text: str) -> set[str]:
 def captured_log() -> Iterator[io.StringIO]:
     """Every log line of the process, as JSON, while the module runs (the logging config restored)."""
     root = logging.getLogger()
-    saved = root.level, {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    saved = (
+        root.level,
+        {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "aiohttp.access")},
+    )
     stream = io.StringIO()
     handler = configure_logging("INFO", "json", stream=stream)
     try:
@@ -102,6 +106,7 @@ def captured_log() -> Iterator[io.StringIO]:
         root.setLevel(saved[0])
         for name, level in saved[1].items():
             logging.getLogger(name).setLevel(level)
+        structlog.reset_defaults()
 
 
 async def scrape(stack: Stack) -> str:

@@ -32,6 +32,7 @@ def log_stream() -> Iterator[io.StringIO]:
         for name, level in levels[1].items():
             logging.getLogger(name).setLevel(level)
         structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
