@@ -520,6 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if not args.keep_image:
                 buildah("rmi", IMAGE, check=False, capture=True)
+            # Images left without a name (an earlier build of the tag, the Node stage): vfs keeps a
+            # full copy of each, so they would fill the cache directory run after run.
+            buildah("rmi", "--prune", check=False, capture=True)
     except Missing as exc:
         print(f"check_image: missing {exc}", file=sys.stderr)
         return EXIT_MISSING
