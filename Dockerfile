@@ -19,5 +19,7 @@ USER bff
 # build that lost them fail at start-up instead of serving a page that needs unpkg.com.
 ENV BFF_GRAPHIQL_ASSETS_DIR=/app/bff/graphiql/node_modules BFF_HOST=0.0.0.0 BFF_PORT=8000
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
-CMD ["bff", "demo"]
+# Shell form, so the check follows BFF_PORT when `docker run -e BFF_PORT=...` moves the server.
+HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BFF_PORT', '8000') + '/healthz', timeout=2)"
+# Point it at your services with BFF_SERVICE_<NAME>_URL; `bff demo` runs the demo services inside.
+CMD ["bff", "serve"]

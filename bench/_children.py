@@ -82,6 +82,17 @@ class Child:
             raise BenchError(f"{self.name} is not running")
         return self._proc.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far, from ``/proc`` (NaN elsewhere)."""
+        proc = self._proc
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split() if proc else []
+        except OSError:
+            return math.nan
+        if len(fields) < 13:
+            return math.nan
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM the group (SIGKILL with ``kill`` or after ``STOP_TIMEOUT_S``) and reap the child."""
         proc, self._proc = self._proc, None

@@ -1,6 +1,10 @@
 """What DataLoader batching buys: the BFF with batching on and off, side by side, over the same services.
 
 Run ``python bench/queries.py [--runs N] [--concurrency C] [--duration S]`` from the repository root.
+``--compare telemetry`` runs the same stages on another pair, both batched: "telemetry-off"
+(``BFF_METRICS=false``, logs at WARNING: no access lines) and "telemetry-on" (metrics collected,
+JSON logs at INFO: one access line per operation, written to its ``.log`` file); their ratios are
+the overhead of metrics and logging. Tracing stays off in both (``OTEL_TRACES_EXPORTER`` unset).
 It starts three child processes on 127.0.0.1 -- the four demo REST services (``bench/_services.py``)
 and two ``bff serve``: "batched" (default batching) and "unbatched" (``MAX_BATCH_SIZE=1`` for every
 service: one downstream request per key, still concurrent) -- and drives them from this process with
@@ -201,6 +205,9 @@ class Row:
     runs: int = 0
     p50_ms: float = math.nan
     p99_ms: float = math.nan
+    cpu_ms_per_run: float = math.nan
+    """CPU time the BFF process spent per timed run (``/proc``, 10 ms ticks averaged over the runs):
+    unlike wall-clock times, hardly moved by other processes on the machine."""
     mean_ms: float = math.nan
     max_ms: float = math.nan
     query_p50_ms: float = math.nan
@@ -307,10 +314,15 @@ async def bench_query(
         for row, runs in zip(rows, warmed, strict=True):
             row.warmup_runs = 1 + len(runs)
     with stage(query, "all", "latency"):
-        # The batched BFF is the product: it gets time for all --runs; the baseline only shows the gap.
-        budgets = [args.batched_budget if bff.name == "batched" else STAGE_BUDGET_S for bff in bffs]
+        # The batched BFF is the product: it gets time for all --runs; the unbatched baseline only shows
+        # the gap. Compared for telemetry, both are batched and both get the time.
+        budgets = [STAGE_BUDGET_S if bff.name == "unbatched" else args.batched_budget for bff in bffs]
+        cpu_before = [bff.child.cpu_seconds() for bff in bffs]
         timed = await alternating(lambda i: runner(http, urls[i]), len(urls), args.runs, budgets)
-    for row, runs in zip(rows, timed, strict=True):
+        cpu_after = [bff.child.cpu_seconds() for bff in bffs]
+    for row, runs, before, after in zip(rows, timed, cpu_before, cpu_after, strict=True):
+        # The BFFs take turns, so each one's CPU time over the stage is its own runs' work alone.
+        row.cpu_ms_per_run = (after - before) * 1000 / len(runs)
         per_run = [sum(run.query_seconds) * 1000 for run in runs]
         per_query = [seconds * 1000 for run in runs for seconds in run.query_seconds]
         row.runs, row.mean_ms, row.max_ms = len(runs), sum(per_run) / len(per_run), max(per_run)
@@ -341,10 +353,16 @@ def _qps_ratio(unbatched: Row, batched: Row) -> str:
     return f"x<{number(_qps_bound(unbatched) / batched.qps)}"
 
 
+def _change(new: float, old: float) -> str:
+    """``new`` against ``old`` in percent (``+3.1%``): ratios print too coarsely for small overheads."""
+    return f"{(new / old - 1) * 100:+.1f}%" if old and not math.isnan(new) and not math.isnan(old) else "-"
+
+
 def format_table(rows: list[Row]) -> str:
     """The table printed at the end: one line per query and BFF, then each query's ratios."""
     header = (
-        f"{'query':<16} {'bff':<10} {'downstream':>10} {'runs':>5} {'p50 ms':>8} {'p99 ms':>9} {'qps':>8}"
+        f"{'query':<16} {'bff':<13} {'downstream':>10} {'runs':>5} {'p50 ms':>8} {'p99 ms':>9}"
+        f" {'cpu ms':>7} {'qps':>8}"
     )
     lines = [header + "  downstream by service"]
     for query in QUERIES:
@@ -353,14 +371,21 @@ def format_table(rows: list[Row]) -> str:
             star = "*" if row.runs < MIN_REPORT_RUNS else " "
             services = " ".join(f"{s}={n}" for s, n in row.downstream_by_service.items() if n)
             lines.append(
-                f"{row.query:<16} {row.bff:<10} {row.downstream:>10} {row.runs:>5} {row.p50_ms:>8.1f}"
-                f" {row.p99_ms:>8.1f}{star} {_qps(row):>8}  {services}"
+                f"{row.query:<16} {row.bff:<13} {row.downstream:>10} {row.runs:>5} {row.p50_ms:>8.1f}"
+                f" {row.p99_ms:>8.1f}{star} {row.cpu_ms_per_run:>7.1f} {_qps(row):>8}  {services}"
             )
         if len(pair) == 2:
-            batched, unbatched = pair
+            first, second = pair  # batched/unbatched, or telemetry-off/-on
+            downstream = ratio(second.downstream, first.downstream)
             lines.append(
-                f"  ratio (unbatched/batched): downstream {ratio(unbatched.downstream, batched.downstream)},"
-                f" p50 {ratio(unbatched.p50_ms, batched.p50_ms)}, qps {_qps_ratio(unbatched, batched)}"
+                f"  ratio ({second.bff}/{first.bff}): downstream {downstream},"
+                f" p50 {ratio(second.p50_ms, first.p50_ms)}, p99 {ratio(second.p99_ms, first.p99_ms)},"
+                f" cpu {ratio(second.cpu_ms_per_run, first.cpu_ms_per_run)}, qps {_qps_ratio(second, first)}"
+            )
+            lines.append(
+                f"  change ({second.bff} vs {first.bff}): p50 {_change(second.p50_ms, first.p50_ms)},"
+                f" cpu per run {_change(second.cpu_ms_per_run, first.cpu_ms_per_run)},"
+                f" qps {_change(second.qps, first.qps)}"
             )
         for row in pair:
             if query == "tracks-walk":
@@ -397,6 +422,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=150.0,
         help="seconds the batched BFF may spend on its timed runs per query (default 150)",
     )
+    parser.add_argument(
+        "--compare",
+        choices=sorted(PLANS),
+        default="batching",
+        help="batching: batched vs unbatched (default); telemetry: metrics and logging off vs on",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="throughput workers (default 8)")
     parser.add_argument("--duration", type=float, default=5.0, help="throughput window, s (default 5)")
     args = parser.parse_args(argv)
@@ -408,6 +439,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _plan(service_urls: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
     """The two BFFs: default batching, and one key per downstream GET."""
     return [(name, bff_settings(service_urls, size)) for name, size in (("batched", None), ("unbatched", 1))]
+
+
+TELEMETRY_OFF: Final = {"BFF_METRICS": "false"}
+"""No metrics; logs stay at WARNING (bff_settings): no access lines."""
+TELEMETRY_ON: Final = {"BFF_METRICS": "true", "BFF_LOG_LEVEL": "INFO", "BFF_LOG_FORMAT": "json"}
+"""Metrics collected; one JSON access line per operation (to the BFF's stderr, the .log file)."""
+
+
+def _telemetry_plan(service_urls: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """Two batched BFFs: metrics and INFO logging off, and on."""
+    base = bff_settings(service_urls, None)
+    return [("telemetry-off", base | TELEMETRY_OFF), ("telemetry-on", base | TELEMETRY_ON)]
+
+
+PLANS: Final = {"batching": _plan, "telemetry": _telemetry_plan}
 
 
 async def _bench(service_urls: dict[str, str], bffs: list[Bff], args: argparse.Namespace) -> list[Row]:
@@ -429,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     machine, began = machine_info(), time.monotonic()
     try:
-        with children("queries", stamp, _plan) as (service_urls, bffs):
+        with children("queries", stamp, PLANS[args.compare]) as (service_urls, bffs):
             rows = asyncio.run(_bench(service_urls, bffs, args))
             bff_env = {bff.name: {**bff.settings, "restarts": bff.restarts} for bff in bffs}
     except KeyboardInterrupt:
@@ -441,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - began
     machine["load_average_after"] = os.getloadavg()
     settings = {
+        "compare": args.compare,
         "runs": args.runs,
         "concurrency": args.concurrency,
         "duration_s": args.duration,

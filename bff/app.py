@@ -27,8 +27,10 @@ from bff.idempotency import IDEMPOTENCY
 from bff.request_id import request_id_middleware
 from bff.settings import Settings, SettingsError, service_variable
 from bff.shared import REDIS, shared_state
+from bff.telemetry import TELEMETRY, Telemetry
+from bff.telemetry.http import METRICS_PATH, metrics_port_ctx, telemetry_middleware
 from bff.view import GraphQLView
-from bff.webhooks import setup_webhooks
+from bff.webhooks import WEBHOOK_RESULTS, setup_webhooks
 
 SETTINGS = web.AppKey("bff.settings", Settings)
 APP = web.AppKey("bff.app", App)
@@ -79,30 +81,34 @@ def create_app(
     settings: Settings, app_spec: App, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> web.Application:
     """Serve ``app_spec``: ``/graphql`` (POST, GET, SSE, WebSocket, GraphiQL), its webhook endpoints,
-    ``/healthz``, ``/readyz`` and GraphiQL's assets.
+    ``/healthz``, ``/readyz``, ``/metrics`` and GraphiQL's assets.
 
     ``settings`` must come from :func:`~bff.settings.load_settings` with the app's services. Raises
-    :class:`~bff.settings.SettingsError` when a service the app declares has no settings, or
-    ``BFF_GRAPHIQL_ASSETS_DIR`` names a directory that does not hold the pinned GraphiQL files.
+    :class:`~bff.settings.SettingsError` when a service the app declares has no settings,
+    ``BFF_GRAPHIQL_ASSETS_DIR`` names a directory that does not hold the pinned GraphiQL files, or an
+    ``OTEL_*`` variable is malformed.
     """
     missing = [name for name in app_spec.services if name not in settings.services]
     if missing:
         raise SettingsError(f"BFF_SERVICE_{service_variable(missing[0])}_URL: no settings for {missing[0]!r}")
     authenticator = Authenticator.from_settings(settings, transport=transport)
+    telemetry = Telemetry(settings)
     app = web.Application(
         # request.read() refuses bodies past the largest any route accepts (each checks its own).
         client_max_size=max(settings.max_body_bytes, settings.webhook_max_body_bytes),
         middlewares=[
             client_cap_middleware(settings.max_requests_per_client),
             request_id_middleware,
+            telemetry_middleware(telemetry.metrics, settings.graphql_path),
             cors_middleware(settings.cors_allowed_origins, settings.graphql_path),
             auth_middleware(authenticator, settings.graphql_path),
         ],
     )
     app[SETTINGS] = settings
     app[APP] = app_spec
+    app[TELEMETRY] = telemetry
     # Cache, bus, idempotency, webhook queue, APQ and rate limits: in the process, or in Redis.
-    shared = shared_state(settings)
+    shared = shared_state(settings, cache_observer=telemetry.cache(app_spec.services))
     if shared.link is not None:
         app[REDIS] = shared.link
     app.cleanup_ctx.append(shared.lifespan)
@@ -111,9 +117,17 @@ def create_app(
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         clients = {
-            name: ServiceClient(name, settings.service(name), transport=transport, cache=cache)
+            name: ServiceClient(
+                name,
+                settings.service(name),
+                transport=transport,
+                cache=cache,
+                telemetry=telemetry.service(name, settings.service(name).base_url),
+            )
             for name in app_spec.services
         }
+        for client in clients.values():
+            telemetry.follow(client.contract_violations)
         app[SERVICES] = Services(clients)
         try:
             yield
@@ -122,9 +136,11 @@ def create_app(
 
     app.cleanup_ctx.append(services_ctx)
 
-    bus = shared.bus
+    bus = telemetry.event_bus(shared.bus)
     app[EVENT_BUS] = bus
     app[IDEMPOTENCY] = shared.idempotency
+    if telemetry.live is not None:
+        app[WEBHOOK_RESULTS] = telemetry.live.webhook
     setup_webhooks(app, settings, app_spec.webhooks, queue=shared.webhook_queue)
 
     graphiql_html: str | None = None
@@ -140,11 +156,15 @@ def create_app(
             graphql_path=settings.graphql_path,
         )
     schema = build_schema(app_spec, settings, shared=shared)
+    schema.telemetry = telemetry.operations if telemetry.on else None
+    if schema.pipeline is not None:
+        telemetry.follow(schema.pipeline.deprecations.uses)
     view = GraphQLView(
         schema=schema,
         settings=settings,
         authenticator=authenticator,
         graphiql_html=graphiql_html,
+        live=telemetry.live,
     )
     app[VIEW] = view
     app.router.add_route("*", settings.graphql_path, view)
@@ -156,4 +176,14 @@ def create_app(
     app.on_shutdown.append(view.close_websockets)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    metrics = telemetry.metrics
+    if metrics is not None and settings.metrics_port is None:
+        app.router.add_get(METRICS_PATH, metrics.handler())
+    elif metrics is not None and settings.metrics_port is not None:
+
+        def bound(host: str, port: int) -> None:
+            telemetry.metrics_address = (host, port)
+
+        app.cleanup_ctx.append(metrics_port_ctx(metrics, settings.host, settings.metrics_port, bound))
+    app.on_cleanup.append(lambda _app: telemetry.aclose())
     return app

@@ -26,6 +26,8 @@ small one of these in front of Redis, behind the same three methods.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +37,7 @@ from typing import Any, Protocol
 from cachetools import TLRUCache
 
 __all__ = [
+    "CacheObserver",
     "CacheStorage",
     "EntityCache",
     "Entry",
@@ -75,14 +78,38 @@ class CacheStorage(Protocol):
     async def delete_many(self, keys: Sequence[str]) -> None: ...
 
 
-class MemoryStorage:
-    """In-process storage of at most ``max_entries`` entries (least recently used dropped first)."""
+class CacheObserver(Protocol):
+    """What :class:`MemoryStorage` reports (for metrics)."""
 
-    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.time) -> None:
-        self._cache: TLRUCache[str, tuple[Entry, float]] = TLRUCache(
-            maxsize=max(max_entries, 1), ttu=lambda _key, value, _now: value[1], timer=clock
+    def cache_evicted(self, key: str) -> None:
+        """``key`` was dropped to stay within the entry limit (not expired: evicted)."""
+
+    def cache_size(self, entries: int, size_bytes: int) -> None:
+        """The storage holds ``entries`` entries of about ``size_bytes`` bytes, after a change."""
+
+
+class MemoryStorage:
+    """In-process storage of at most ``max_entries`` entries (least recently used dropped first).
+
+    With an ``observer``, each entry's size is estimated as its value's compact JSON length, and
+    evictions and sizes are reported to it.
+    """
+
+    def __init__(
+        self,
+        max_entries: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        observer: CacheObserver | None = None,
+    ) -> None:
+        # Sized in bytes (cachetools keeps the sum exact through expiry and eviction); the entry
+        # limit is kept by set_many, which can then tell evictions apart.
+        self._cache: TLRUCache[str, tuple[Entry, float, int]] = TLRUCache(
+            maxsize=sys.maxsize, ttu=lambda _key, value, _now: value[1], timer=clock, getsizeof=_size_of
         )
+        self._max_entries = max(max_entries, 1)
         self._enabled = max_entries > 0
+        self._observer = observer
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -98,17 +125,37 @@ class MemoryStorage:
     async def set_many(self, entries: Mapping[str, Entry], *, keep_until: float) -> None:
         """Store ``entries`` until ``keep_until``."""
         if self._enabled:
+            observer = self._observer
             for key, entry in entries.items():
-                self._cache[key] = (entry, keep_until)
+                self._cache[key] = (entry, keep_until, _json_size(entry.value) if observer else 0)
+                while len(self._cache) > self._max_entries:
+                    evicted, _ = self._cache.popitem()
+                    if observer is not None:
+                        observer.cache_evicted(evicted)
+            if observer is not None:
+                observer.cache_size(len(self._cache), int(self._cache.currsize))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         """Drop ``keys``; absent keys are ignored."""
         for key in keys:
             self._cache.pop(key, None)
+        if self._observer is not None:
+            self._observer.cache_size(len(self._cache), int(self._cache.currsize))
 
     def clear(self) -> None:
         """Drop every entry."""
         self._cache.clear()
+        if self._observer is not None:
+            self._observer.cache_size(0, 0)
+
+
+def _size_of(kept: tuple[Entry, float, int]) -> int:
+    return kept[2]
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON: an estimate of what an entry holds."""
+    return len(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False))
 
 
 def entity_key(service: str, resource: str, record_id: str) -> str:

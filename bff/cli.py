@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 command, host=settings.host, port=settings.port, workers=settings.workers, env=os.environ
             )
         )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "demo-services":
             asyncio.run(_demo_services(app, free_ports=args.free_ports))

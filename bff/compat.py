@@ -6,7 +6,8 @@ upgrade of the dependency moves or changes it, so it is fixed here and nowhere e
 - Strawberry: the graphql-core schema it executes with, the field behind a graphql-core field, and
   how its view tells a streamed (SSE, multipart) request from a plain one.
 - purgatory: the state of a breaker and the exception it raises while open (both live in
-  ``purgatory.domain.model``, which the package does not export).
+  ``purgatory.domain.model``, which the package does not export), and the state a listener's
+  ``state_changed`` event carries (``purgatory.domain.messages.events.ContextChanged``).
 - limits: the expiry task of its in-process storage, which nothing public stops.
 """
 
@@ -25,6 +26,7 @@ from strawberry.types.field import StrawberryField
 __all__ = [
     "CircuitOpened",
     "CircuitState",
+    "breaker_event_state",
     "circuit_state",
     "graphql_core_schema",
     "is_stream_request",
@@ -96,6 +98,23 @@ def circuit_state(breaker: _PurgatoryBreaker) -> tuple[CircuitState, float | Non
     """
     context = breaker.context
     return context.state, context.opened_at
+
+
+def breaker_event_state(event_name: str, event: object) -> CircuitState | None:
+    """The state a purgatory listener's event reports entering, or ``None`` for other events.
+
+    purgatory calls a listener (``AsyncCircuitBreakerFactory.add_listener``, public) as
+    ``hook(name, event_name, event)``; for ``"state_changed"`` the event is a ``ContextChanged`` with
+    the new ``state``, a class of ``purgatory.domain.messages.events`` the package does not export.
+    """
+    if event_name != "state_changed":
+        return None
+    state = getattr(event, "state", None)
+    if state not in ("closed", "opened", "half-opened"):
+        raise RuntimeError(
+            f"purgatory's state_changed event has no known state ({state!r}): update bff.compat"
+        )
+    return state  # type: ignore[no-any-return]
 
 
 def stop_storage_expiry(storage: Storage) -> None:

@@ -30,6 +30,8 @@ from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from bff.telemetry.access import note_error_code
+
 __all__ = [
     "APPLICATION_JSON",
     "BAD_REQUEST",
@@ -306,7 +308,8 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     **details: Any,
 ) -> web.Response:
-    """A response with one coded error and no ``data``."""
+    """A response with one coded error and no ``data`` (its code noted for the access line)."""
+    note_error_code(code)
     payload = {"errors": [{"message": message, "extensions": {"code": code, **details}}]}
     return json_response(payload, status=status, media_type=media_type, headers=headers)
 

@@ -29,7 +29,14 @@ from strawberry.types import ExecutionResult
 from bff.errors import BFFError, DownstreamError
 from bff.operation.budget import BudgetExceeded, OperationTimeout
 
-__all__ = ["INTERNAL_MESSAGE", "MaskUnexpectedErrors", "collapse", "is_unexpected", "shape_errors"]
+__all__ = [
+    "INTERNAL_MESSAGE",
+    "MaskUnexpectedErrors",
+    "collapse",
+    "is_unexpected",
+    "request_error_code",
+    "shape_errors",
+]
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -85,7 +92,7 @@ def collapse(errors: list[GraphQLError], *, suggestions: bool = True) -> list[Gr
         elif isinstance(original, CannotGetOperationTypeError):
             error = _unknown_operation(error, original)
         elif original is None and not (error.extensions or {}).get("code"):
-            error.extensions = {**(error.extensions or {}), "code": _request_error_code(error)}
+            error.extensions = {**(error.extensions or {}), "code": request_error_code(error)}
             if not suggestions:
                 error.message = _SUGGESTION.sub("", error.message)
         elif isinstance(original, DownstreamError | BudgetExceeded | OperationTimeout):
@@ -125,7 +132,8 @@ def shape_errors(*, suggestions: bool) -> type[SchemaExtension]:
     return ShapeErrors
 
 
-def _request_error_code(error: GraphQLError) -> str:
+def request_error_code(error: GraphQLError) -> str:
+    """The code of a request error graphql-core reports without one (see :func:`collapse`)."""
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
     if error.message.startswith("Variable '$"):

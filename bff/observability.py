@@ -9,6 +9,10 @@ typed into the wrong variable would land in the log), and so does ``BAD_USER_INP
 are logged as their code (``GRAPHQL_PARSE_FAILED`` and ``GRAPHQL_VALIDATION_FAILED`` when graphql-core
 gives none) and where they are: the field path, or the document's ``line:column``.
 
+Each line carries the operation's request id as a field (``request_id``, from the execution context:
+a subscription event's own id), not in its message; formats and the rest of the fields are
+:mod:`bff.telemetry.logs`'.
+
 Strawberry's ``Schema.stream`` (WebSockets, SSE) does not catch errors raised by ``on_parse``
 extensions, as ``execute`` does: a syntax error or a document over the token or nesting limit
 (:mod:`bff.limits` parses in ``on_parse``) escaped to the transport with a traceback.
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -29,6 +33,7 @@ from strawberry.types.execution import PreExecutionError
 
 from bff.errors import BadUserInput, BFFError, DownstreamError
 from bff.masking import is_unexpected
+from bff.telemetry import logs
 
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
@@ -37,9 +42,10 @@ logger = logging.getLogger("bff")
 errors_logger = logging.getLogger("bff.errors")
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr with timestamps at ``level`` (a logging level name such as ``INFO``)."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, log_format: Literal["json", "console"] | None = None) -> None:
+    """Log to stderr at ``level`` (a logging level name such as ``INFO``) in ``log_format``
+    (:func:`bff.telemetry.logs.configure_logging`)."""
+    logs.configure_logging(level, log_format)
 
 
 def _request_id(execution_context: ExecutionContext | None) -> str:
@@ -77,7 +83,7 @@ async def parse_errors_as_results(results: StreamResult, request_id: str) -> Str
         except GraphQLError as error:
             if started:  # not a parse failure: those come before any result
                 raise
-            errors_logger.info("[request %s] %s at %s", request_id, _code(error), _where(error))
+            errors_logger.info("%s at %s", _code(error), _where(error), extra={"request_id": request_id})
             yield PreExecutionError(data=None, errors=[error])
 
 
@@ -92,7 +98,7 @@ class QuietSchema(strawberry.Schema):
 
         Fields nulled by one failed downstream batch share its exception: it is logged once.
         """
-        request_id = _request_id(execution_context)
+        ids = {"request_id": _request_id(execution_context)}
         seen: set[int] = set()
         for error in errors:
             original = error.original_error
@@ -101,16 +107,14 @@ class QuietSchema(strawberry.Schema):
                     continue
                 seen.add(id(original))
             if is_unexpected(error):
-                errors_logger.error(
-                    "unexpected error [request %s] at %s", request_id, error.path, exc_info=original
-                )
+                errors_logger.error("unexpected error at %s", error.path, exc_info=original, extra=ids)
             elif isinstance(original, DownstreamError):
-                errors_logger.warning("[request %s] %s: %s", request_id, original.code, error.message)
+                errors_logger.warning("%s: %s", original.code, error.message, extra=ids)
             elif original is None or isinstance(
                 original, BadUserInput | GraphQLError | CannotGetOperationTypeError
             ):
-                errors_logger.info("[request %s] %s at %s", request_id, _code(error), _where(error))
+                errors_logger.info("%s at %s", _code(error), _where(error), extra=ids)
             elif isinstance(original, BFFError):
-                errors_logger.info("[request %s] %s: %s", request_id, original.code, error.message)
+                errors_logger.info("%s: %s", original.code, error.message, extra=ids)
             else:
-                errors_logger.info("[request %s] %s", request_id, error.message)
+                errors_logger.info("%s", error.message, extra=ids)

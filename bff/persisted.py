@@ -135,6 +135,9 @@ class Resolved:
 
     query: str | None
     register: str | None = None
+    safelisted: bool = False
+    """Whether the document is one of the safelist's (``BFF_PERSISTED_QUERIES_MANIFEST``): a bounded
+    set, so its operation name may label metrics."""
 
 
 class PersistedQueries:
@@ -165,7 +168,7 @@ class PersistedQueries:
                 raise PersistedQueryError(
                     PERSISTED_QUERY_NOT_IN_LIST, "Only pre-registered operations may run on this endpoint."
                 )
-            return Resolved(query)
+            return Resolved(query, safelisted=self.safelist is not None)
         sha256 = self._hash_of(persisted)
         if self.safelist is not None:
             document = self.safelist.get(sha256)
@@ -173,7 +176,7 @@ class PersistedQueries:
                 raise PersistedQueryError(
                     PERSISTED_QUERY_NOT_IN_LIST, "Only pre-registered operations may run on this endpoint."
                 )
-            return Resolved(document)
+            return Resolved(document, safelisted=True)
         if not self.apq:
             raise PersistedQueryError(PERSISTED_QUERY_NOT_SUPPORTED, "PersistedQueryNotSupported")
         if query is None:

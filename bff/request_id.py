@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -25,10 +26,13 @@ def request_id_of(request: web.Request) -> str:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Store the request id under :data:`REQUEST_ID` and send it back in ``X-Request-Id``."""
+    """Store the request id under :data:`REQUEST_ID`, bind it for every log line of the request
+    (:mod:`bff.telemetry.logs`) and send it back in ``X-Request-Id``."""
     supplied = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = supplied if _SAFE_ID.fullmatch(supplied) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
+    # aiohttp runs each request in a task of its own: the binding ends with it.
+    structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -3,6 +3,9 @@
 Every variable starts with ``BFF_``. Per-service settings use ``BFF_SERVICE_<NAME>_<FIELD>``, e.g.
 ``BFF_SERVICE_CATALOG_URL`` or ``BFF_SERVICE_SALES_READ_TIMEOUT_MS``. Nothing else in the code base
 reads ``os.environ``: :func:`load_settings` is called once by the CLI (or by tests with a mapping).
+The standard variables of OpenTelemetry (``OTEL_*``) and prometheus-client
+(``PROMETHEUS_MULTIPROC_DIR``) keep their own names; :func:`load_settings` copies them into
+:attr:`Settings.telemetry_env` (see :mod:`bff.telemetry`).
 
 Durations are integers in milliseconds (``*_MS``); sizes are in bytes.
 """
@@ -30,6 +33,9 @@ DEFAULT_APP = "bff_chinook.schema:app"
 
 PREFIX = "BFF_"
 SERVICE_PREFIX = "BFF_SERVICE_"
+TELEMETRY_PREFIX = "OTEL_"
+TELEMETRY_VARIABLES = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
+"""Variables outside ``BFF_`` that the settings keep, by their standard names (with ``OTEL_*``)."""
 
 Milliseconds = Annotated[int, Field(gt=0, le=3_600_000)]
 
@@ -116,7 +122,19 @@ class Settings(BaseModel):
     """A ``node_modules`` directory holding GraphiQL's files (``BFF_GRAPHIQL_ASSETS_DIR``); default:
     the one ``npm ci --prefix bff/graphiql`` fills."""
     log_level: str = "INFO"
-    """Python logging level name (``BFF_LOG_LEVEL``)."""
+    """Python logging level name (``BFF_LOG_LEVEL``); ``DEBUG`` adds a line per downstream request."""
+    log_format: Literal["json", "console"] | None = None
+    """``json`` (one JSON object per line) or ``console`` (readable ``key=value`` text)
+    (``BFF_LOG_FORMAT``); unset: ``console`` when stderr is a terminal, else ``json``."""
+    # Operating it (issue 10); see README "Operate it".
+    metrics: bool = True
+    """Collect Prometheus metrics and serve them at ``/metrics`` (``BFF_METRICS``)."""
+    metrics_port: Annotated[int, Field(ge=0, le=65_535)] | None = None
+    """Serve ``/metrics`` on this port of ``BFF_HOST`` only, not on the main port (``BFF_METRICS_PORT``);
+    0 picks a free one. Unset: ``/metrics`` on the main port."""
+    telemetry_env: dict[str, str] = Field(default_factory=dict)
+    """The ``OTEL_*`` and ``PROMETHEUS_MULTIPROC_DIR`` variables as found in the environment, by their
+    standard names: tracing (:mod:`bff.telemetry.tracing`) and multiprocess metrics read them here."""
     federation: bool = False
     """Serve the graph as an Apollo Federation 2 subgraph (``BFF_FEDERATION``): ``_service { sdl }``
     with ``@link`` to the federation spec, ``@key(fields: "id")`` on the app's ``bff.entity`` types
@@ -405,6 +423,14 @@ def load_settings(
         if key.startswith(PREFIX) and not key.startswith(SERVICE_PREFIX)
     }
     top.update({key: value for key, value in overrides.items() if value is not None})
+    top.setdefault(
+        "telemetry_env",
+        {
+            key: value
+            for key, value in environ.items()
+            if key.startswith(TELEMETRY_PREFIX) or key in TELEMETRY_VARIABLES
+        },
+    )
     production = str(top.get("profile", "")).strip().lower() == "production"
     given = {**(PRODUCTION_DEFAULTS if production else {}), **top}
     try:

@@ -27,7 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 from limits.aio.storage import RedisStorage, Storage
 
-from bff.cache import CacheStorage, MemoryStorage
+from bff.cache import CacheObserver, CacheStorage, MemoryStorage
 from bff.events import EventBus, InMemoryEventBus
 from bff.idempotency import IdempotencyStore, InMemoryIdempotencyStore
 from bff.persisted import QueryStore
@@ -89,12 +89,15 @@ class SharedState:
                 await self.link.aclose()
 
 
-def shared_state(settings: Settings) -> SharedState:
-    """The shared parts ``settings`` configure (see the module docstring). Connects to nothing yet."""
+def shared_state(settings: Settings, *, cache_observer: CacheObserver | None = None) -> SharedState:
+    """The shared parts ``settings`` configure (see the module docstring). Connects to nothing yet.
+
+    ``cache_observer`` hears of the in-process cache level's stores and evictions (metrics).
+    """
     link = RedisLink.from_settings(settings)
     if link is None:
         return SharedState(
-            cache_storage=MemoryStorage(settings.cache_max_entries),
+            cache_storage=MemoryStorage(settings.cache_max_entries, observer=cache_observer),
             bus=InMemoryEventBus(queue_size=settings.subscription_queue_size),
             idempotency=InMemoryIdempotencyStore(
                 ttl_s=settings.idempotency_ttl_s, max_keys=settings.idempotency_max_keys
@@ -104,7 +107,10 @@ def shared_state(settings: Settings) -> SharedState:
     return SharedState(
         link=link,
         cache_storage=SharedCacheStorage(
-            link, l1_max_entries=settings.cache_max_entries, l1_ttl_s=settings.cache_l1_ttl_ms / 1000
+            link,
+            l1_max_entries=settings.cache_max_entries,
+            l1_ttl_s=settings.cache_l1_ttl_ms / 1000,
+            l1_observer=cache_observer,
         ),
         bus=RedisEventBus(
             link, queue_size=settings.subscription_queue_size, max_len=settings.event_log_max_len

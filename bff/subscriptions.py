@@ -97,7 +97,7 @@ async def bus_events(ctx: Context, *topics: str) -> AsyncIterator[Event]:
         # Called from publish(): the reader may be stuck in a send, so close from a task of its own.
         if websocket is None:
             return
-        logger.warning("[request %s] subscriber too slow; closing its WebSocket", ctx.request_id)
+        logger.warning("subscriber too slow; closing its WebSocket", extra={"request_id": ctx.request_id})
         closing.append(asyncio.get_running_loop().create_task(_close_slow(websocket, queue_size)))
 
     try:

@@ -73,6 +73,7 @@ from bff.rate_limit import RATE_LIMITED
 from bff.request_id import request_id_of
 from bff.settings import Settings
 from bff.stale import StaleLog
+from bff.telemetry.live import LiveTelemetry
 
 logger = logging.getLogger("bff.view")
 
@@ -85,6 +86,8 @@ TOO_MANY_INITIALISATIONS_CLOSE_CODE = 4429
 """Close code of a second ``connection_init`` (graphql-transport-ws's, on both protocols)."""
 MAX_CLOSE_REASON_BYTES = 123
 _LEGACY_CLIENT_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+_WEBSOCKET_OPEN = web.RequestKey("bff.websocket_open", bool)
+"""Set on a request whose WebSocket was accepted (and counted open)."""
 
 
 class _Malformed:
@@ -179,7 +182,7 @@ def _watch_expiry(context: Context, expire: Callable[[], Awaitable[None]]) -> as
 
     async def close_at_deadline() -> None:
         await asyncio.sleep(max(0.0, deadline - time.time()))
-        logger.info("[request %s] token expired; closing the WebSocket", context.request_id)
+        logger.info("token expired; closing the WebSocket")
         with contextlib.suppress(WebSocketDisconnected):  # the client left first
             await expire()
 
@@ -332,7 +335,8 @@ class GraphQLView(StrawberryView[Context, None]):
     """Serves ``/graphql``: POST and GET (queries only), WebSockets, and GraphiQL on ``text/html``.
 
     ``graphiql_html`` is the playground page (``None`` disables it); ``authenticator`` checks the
-    credentials WebSocket clients send in ``connection_init``.
+    credentials WebSocket clients send in ``connection_init``; ``live`` counts open WebSockets and
+    refused ``connection_init`` messages (``None``: metrics off).
     """
 
     graphql_transport_ws_handler_class = _TransportWSHandler
@@ -346,6 +350,7 @@ class GraphQLView(StrawberryView[Context, None]):
         settings: Settings,
         authenticator: Authenticator,
         graphiql_html: str | None,
+        live: LiveTelemetry | None = None,
     ) -> None:
         protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
         if settings.sse_subscriptions:
@@ -365,6 +370,7 @@ class GraphQLView(StrawberryView[Context, None]):
         self._graphiql_html = graphiql_html or ""
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self.endpoint = HTTPEndpoint(self, settings)
+        self._live = live
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """WebSockets and streamed operations (SSE) go to Strawberry; plain HTTP to :class:`HTTPEndpoint`.
@@ -374,7 +380,11 @@ class GraphQLView(StrawberryView[Context, None]):
         like every other transport's.
         """
         if self.is_websocket_request(request):
-            return await super().__call__(request)
+            try:
+                return await super().__call__(request)
+            finally:
+                if self._live is not None and request.get(_WEBSOCKET_OPEN):
+                    self._live.websocket_closed()
         if is_stream_request(self, request.headers):
             try:
                 await self._check_stream_request(request)
@@ -410,7 +420,7 @@ class GraphQLView(StrawberryView[Context, None]):
                     await response.write(chunk.encode())
             await response.write_eof()
         except ConnectionResetError:
-            logger.debug("[request %s] stream client went away", request_id_of(request))
+            logger.debug("stream client went away")
         return response
 
     async def create_websocket_response(
@@ -423,6 +433,9 @@ class GraphQLView(StrawberryView[Context, None]):
         )
         await ws.prepare(request)
         self._websockets.add(ws)
+        if self._live is not None:
+            request[_WEBSOCKET_OPEN] = True
+            self._live.websocket_opened()
         return ws
 
     async def close_websockets(self, app: web.Application) -> None:
@@ -478,12 +491,16 @@ class GraphQLView(StrawberryView[Context, None]):
                 await self._authenticator.authenticate_client(credentials, client) if credentials else None
             )
         except TooManyAuthFailures as exc:
-            logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
+            logger.info("connection_init refused: %s", exc)
+            if self._live is not None:
+                self._live.refused(RATE_LIMITED)
             raise ConnectionRejectionError(
                 {"message": str(exc), "extensions": {"code": RATE_LIMITED, "retryAfter": exc.retry_after}}
             ) from None
         except AuthenticationFailed as exc:
-            logger.info("[request %s] connection_init refused: %s", context.request_id, exc)
+            logger.info("connection_init refused: %s", exc)
+            if self._live is not None:
+                self._live.refused(UNAUTHENTICATED)
             raise ConnectionRejectionError(
                 {"message": str(exc), "extensions": {"code": UNAUTHENTICATED}}
             ) from None

@@ -62,6 +62,7 @@ from bff.settings import Settings, SettingsError
 
 __all__ = [
     "WEBHOOKS",
+    "WEBHOOK_RESULTS",
     "Acceptance",
     "InMemoryWebhookQueue",
     "WebhookEndpoint",
@@ -70,6 +71,7 @@ __all__ = [
     "WebhookQueue",
     "WebhookQueueUnavailable",
     "WebhookRejected",
+    "WebhookResults",
     "WebhookVerifier",
     "setup_webhooks",
 ]
@@ -270,10 +272,26 @@ class InMemoryWebhookQueue:
                 await self._queue.join()
 
 
-class WebhookIngress:
-    """Accepts an app's webhooks and processes each ``webhook-id`` once (see the module docstring)."""
+WebhookResults = Callable[[str, str, str | None], None]
+"""``results(endpoint, outcome, code)`` after each delivery: ``accepted``, ``duplicate`` or ``refused``
+with the error code (for metrics)."""
 
-    def __init__(self, verifier: WebhookVerifier, queue: WebhookQueue, *, max_body_bytes: int) -> None:
+
+class WebhookIngress:
+    """Accepts an app's webhooks and processes each ``webhook-id`` once (see the module docstring).
+
+    ``results`` hears the outcome of every delivery.
+    """
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        queue: WebhookQueue,
+        *,
+        max_body_bytes: int,
+        results: WebhookResults | None = None,
+    ) -> None:
+        self.results = results
         self.verifier = verifier
         self.queue = queue
         self.max_body_bytes = max_body_bytes
@@ -286,10 +304,18 @@ class WebhookIngress:
     async def handle(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
         """The handler of ``POST endpoint.path``."""
         try:
-            return await self._accept(request, endpoint)
+            response = await self._accept(request, endpoint)
         except WebhookRejected as rejected:
             logger.info("webhook %s rejected: %s %s", endpoint.name, rejected.status, rejected.code)
+            if self.results is not None:
+                self.results(endpoint.name, "refused", rejected.code)
             return rejected.response()
+        if self.results is not None:
+            outcome = {202: ("accepted", None), 200: ("duplicate", None)}.get(
+                response.status, ("refused", "WEBHOOK_BUSY")
+            )
+            self.results(endpoint.name, *outcome)
+        return response
 
     async def _accept(self, request: web.Request, endpoint: WebhookEndpoint) -> web.Response:
         if not self.verifier.configured:
@@ -332,6 +358,8 @@ def _retry_later(code: str, message: str, retry_after_s: int) -> web.Response:
 
 WEBHOOKS: Final = web.AppKey("bff.webhooks", WebhookIngress)
 """Where the app keeps its :class:`WebhookIngress`."""
+WEBHOOK_RESULTS: Final[web.AppKey[WebhookResults]] = web.AppKey("bff.webhook_results")
+"""Who hears each delivery's outcome (set by :func:`bff.app.create_app` when metrics are on)."""
 
 
 def setup_webhooks(
@@ -363,7 +391,12 @@ def setup_webhooks(
         held = queue or InMemoryWebhookQueue(
             app[IDEMPOTENCY], app[EVENT_BUS], queue_size=settings.webhook_queue_size
         )
-        ingress = WebhookIngress(verifier, held, max_body_bytes=settings.webhook_max_body_bytes)
+        ingress = WebhookIngress(
+            verifier,
+            held,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            results=app.get(WEBHOOK_RESULTS),
+        )
         app[WEBHOOKS] = ingress
         worker = asyncio.create_task(ingress.run(), name="bff-webhooks")
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bff.settings import ServiceSettings, Settings
+from bff.telemetry.metrics import Metrics
 from examples.jsonplaceholder import app as example_app
 from examples.jsonplaceholder.data import DB_JSON
 from examples.jsonplaceholder.demo import DEFAULT_PORT
@@ -19,16 +20,45 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 CI_RUN = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("field", sorted(set(Settings.model_fields) - {"services"}))
+@pytest.mark.parametrize("field", sorted(set(Settings.model_fields) - {"services", "telemetry_env"}))
 def test_every_setting_is_documented(field: str) -> None:
     """Each BFF_* variable appears in the README with its default."""
     assert f"`BFF_{field.upper()}`" in README
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "PROMETHEUS_MULTIPROC_DIR",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_SDK_DISABLED",
+        "OTEL_BSP_SCHEDULE_DELAY",
+    ],
+)
+def test_every_standard_variable_read_is_documented(variable: str) -> None:
+    """The OpenTelemetry and prometheus-client variables the settings keep (telemetry_env) and the
+    telemetry reads are in the README's "Operate it" section."""
+    assert f"`{variable}`" in README[README.index("## Operate it") :]
 
 
 @pytest.mark.parametrize("field", sorted(ServiceSettings.model_fields))
 def test_every_service_setting_is_documented(field: str) -> None:
     """Each BFF_SERVICE_<NAME>_* variable appears in the README."""
     assert f"`BFF_SERVICE_<NAME>_{field.upper()}`" in README
+
+
+@pytest.mark.parametrize("name", [name for name, _kind, _labels in Metrics().declared])
+def test_every_metric_is_documented(name: str) -> None:
+    """Each metric family the BFF exports has a row in "Operate it", by its exposed name."""
+    assert f"| `{name}` |" in README[README.index("## Operate it") :]
 
 
 def test_ci_runs_the_readme_test_command() -> None:

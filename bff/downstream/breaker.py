@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
 
-from bff.compat import CircuitOpened, circuit_state
+from bff.compat import CircuitOpened, breaker_event_state, circuit_state
 from bff.errors import CircuitOpen, DownstreamError, RateLimited
 
 T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+_STATE_NAMES = {"closed": CLOSED, "opened": OPEN, "half-opened": HALF_OPEN}
 
 
 def _is_client_side(exc: BaseException) -> bool:
@@ -35,9 +36,21 @@ def _is_client_side(exc: BaseException) -> bool:
 
 
 class CircuitBreaker:
-    """Breaker of one service. ``threshold`` consecutive failures open it for ``recovery_s`` seconds."""
+    """Breaker of one service. ``threshold`` consecutive failures open it for ``recovery_s`` seconds.
 
-    def __init__(self, service: str, *, threshold: int, recovery_s: float) -> None:
+    ``on_change`` is called with the state entered (``closed``, ``open``, ``half-open``) at each
+    transition, from purgatory's listener (for metrics). An open breaker whose recovery time is over
+    becomes half-open in purgatory only when the next call enters it.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        threshold: int,
+        recovery_s: float,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self.service = service
         self.recovery_s = recovery_s
         self._factory = AsyncCircuitBreakerFactory(
@@ -50,6 +63,14 @@ class CircuitBreaker:
             ],
         )
         self._probing = False
+        if on_change is not None:
+
+            def listen(name: str, event_name: str, event: Any) -> None:
+                state = breaker_event_state(event_name, event)
+                if state is not None and name == service:
+                    on_change(_STATE_NAMES[state])
+
+            self._factory.add_listener(listen)
 
     async def state(self) -> str:
         """``closed``, ``open`` or ``half-open`` (open whose recovery time is over counts as half-open)."""

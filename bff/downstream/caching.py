@@ -30,6 +30,7 @@ from bff.downstream.call import Call
 from bff.downstream.response import JSONResponse, Params, StaleMark
 from bff.errors import DownstreamError, NotFound
 from bff.settings import ServiceSettings
+from bff.telemetry.downstream import ServiceTelemetry
 
 __all__ = ["CacheStage", "Fetch"]
 
@@ -58,11 +59,23 @@ def _resource_of(path: str) -> str | None:
 
 
 class CacheStage:
-    """The cache stage for one service; built by :class:`~bff.downstream.client.ServiceClient`."""
+    """The cache stage for one service; built by :class:`~bff.downstream.client.ServiceClient`.
 
-    def __init__(self, service: str, settings: ServiceSettings, cache: EntityCache) -> None:
+    ``telemetry`` counts hits (fresh entries served), misses (keys or answers fetched) and stale
+    serves, per record for a batch and per answer otherwise.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceSettings,
+        cache: EntityCache,
+        *,
+        telemetry: ServiceTelemetry | None = None,
+    ) -> None:
         self.service = service
         self.cache = cache
+        self._telemetry = telemetry
         self._default_s = settings.cache_ttl_ms / 1000
         self._stale_s = settings.stale_if_error_ms / 1000
 
@@ -90,8 +103,13 @@ class CacheStage:
         url = f"{path}?{urlencode(list(params))}" if params else path
         key = answer_key(self.service, resource, version, url)
         hit = (await self.cache.lookup([key])).get(key)
+        telemetry = self._telemetry
         if hit is not None and hit.fresh:
+            if telemetry is not None:
+                telemetry.cache_hits(1)
             return _answer(hit.value)
+        if telemetry is not None:
+            telemetry.cache_misses(1)
         try:
             response = await fetch(params, hit is None)
         except NotFound:
@@ -99,6 +117,8 @@ class CacheStage:
         except DownstreamError:
             if hit is None:
                 raise
+            if telemetry is not None:
+                telemetry.cache_stale(1)
             stale = _answer(hit.value)
             body = stale.body
             records = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
@@ -119,12 +139,17 @@ class CacheStage:
         records: list[Record] = []
         stale: list[StaleMark] = []
         missing: list[str] = []
-        for value in dict.fromkeys(values):
+        wanted = dict.fromkeys(values)
+        for value in wanted:
             found = cached.get(value)
             if found is None or not found[1]:
                 missing.append(value)
             else:
                 records.extend(found[0])
+        telemetry = self._telemetry
+        if telemetry is not None:
+            telemetry.cache_hits(len(wanted) - len(missing))
+            telemetry.cache_misses(len(missing))
         if not missing:
             return JSONResponse(200, httpx.Headers(), records)
         all_stale = all(value in cached for value in missing)
@@ -135,6 +160,8 @@ class CacheStage:
         except DownstreamError:
             if not all_stale:
                 raise
+            if telemetry is not None:
+                telemetry.cache_stale(len(missing))
             for value in missing:
                 group, _, age_s = cached[value]
                 records.extend(group)

@@ -23,6 +23,7 @@ from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
 from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
+from bff.telemetry.downstream import ServiceTelemetry
 
 REQUEST_ID_HEADER = "X-Request-Id"
 """Header that carries the BFF's request id to every downstream call, for log correlation."""
@@ -36,8 +37,9 @@ class ServiceClient:
 
     Owns the service's connection pool, circuit breaker, bulkhead and in-flight table, all shared
     by every operation of the app; ``cache`` is the app's entity cache (``None``: GETs are never
-    cached). ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). Call
-    :meth:`aclose` once (the app's cleanup context does).
+    cached). ``transport`` replaces the network (``httpx.MockTransport`` in unit tests).
+    ``telemetry`` records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is
+    recorded). Call :meth:`aclose` once (the app's cleanup context does).
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class ServiceClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         cache: EntityCache | None = None,
+        telemetry: ServiceTelemetry | None = None,
     ) -> None:
         self.name = name
+        self._telemetry = telemetry
         self.settings = settings
         self.base_url = settings.base_url
         read_s = settings.read_timeout_ms / 1000
@@ -61,14 +65,17 @@ class ServiceClient:
             headers={"Accept": "application/json"},
             transport=transport,
         )
-        self._inflight: InFlight[JSONResponse] = InFlight()
+        self._inflight: InFlight[JSONResponse] = InFlight(on_shared=telemetry.shared if telemetry else None)
         self._bulkhead = Bulkhead(
-            name, max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
+            name, max_concurrency=settings.max_concurrency, max_queue=settings.max_queue, observer=telemetry
         )
         self._breaker = CircuitBreaker(
-            name, threshold=settings.breaker_threshold, recovery_s=settings.breaker_recovery_ms / 1000
+            name,
+            threshold=settings.breaker_threshold,
+            recovery_s=settings.breaker_recovery_ms / 1000,
+            on_change=telemetry.breaker_changed if telemetry else None,
         )
-        self._cache = CacheStage(name, settings, cache) if cache is not None else None
+        self._cache = CacheStage(name, settings, cache, telemetry=telemetry) if cache is not None else None
         self.contract_violations = contract_violations_counter()
         """Records of this service that broke their resource's declaration (:mod:`bff.contract`)."""
 
@@ -104,10 +111,15 @@ class ServiceClient:
         def attempt() -> Awaitable[JSONResponse]:
             return self._send(method, path, call, pairs, json_body)
 
+        telemetry = self._telemetry
+        on_retry = (lambda: telemetry.retried(method)) if telemetry is not None else None
+
         def guarded() -> Awaitable[JSONResponse]:
             return self._bulkhead.call(
                 lambda: self._breaker.call(
-                    lambda: with_retries(method, self.settings, call.deadline, attempt, enabled=retry)
+                    lambda: with_retries(
+                        method, self.settings, call.deadline, attempt, enabled=retry, on_retry=on_retry
+                    )
                 )
             )
 
@@ -138,25 +150,36 @@ class ServiceClient:
             ) from None
 
     async def _send(self, method: str, path: str, call: Call, params: Params, json_body: Any) -> JSONResponse:
-        """One HTTP exchange under the deadline, with failures mapped to the error tree."""
+        """One HTTP exchange under the deadline, with failures mapped to the error tree (and recorded,
+        with a ``traceparent`` sent when tracing is on)."""
+        headers = [*call.headers, (REQUEST_ID_HEADER, call.request_id)]
         async with self._deadline(call):
+            exchange = self._telemetry.exchange(method, path) if self._telemetry is not None else None
+            if exchange is not None and exchange.traceparent is not None:
+                headers.append(("traceparent", exchange.traceparent))
             try:
                 response = await self._http.request(
                     method,
                     path,
                     params=list(params) if params else None,
                     json=json_body,
-                    headers=[*call.headers, (REQUEST_ID_HEADER, call.request_id)],
+                    headers=headers,
                 )
-            except httpx.TransportError as exc:
-                raise map_transport_error(self.name, exc) from exc
-            except httpx.InvalidURL:
-                # The client's input made a request that cannot be sent (a URL too long for httpx):
-                # the client's error, and nothing the service did, so the breaker does not count it.
-                raise BadUserInput(
-                    f"The request to the {self.name} service cannot be built from this input; "
-                    "shorten the arguments."
-                ) from None
+            except BaseException as exc:
+                if exchange is not None:
+                    exchange.failed(exc)
+                if isinstance(exc, httpx.TransportError):
+                    raise map_transport_error(self.name, exc) from exc
+                if isinstance(exc, httpx.InvalidURL):
+                    # The client's input made a request that cannot be sent (a URL too long for httpx):
+                    # the client's error, and nothing the service did, so the breaker does not count it.
+                    raise BadUserInput(
+                        f"The request to the {self.name} service cannot be built from this input; "
+                        "shorten the arguments."
+                    ) from None
+                raise
+        if exchange is not None:
+            exchange.answered(response.status_code)
         error = map_status(self.name, response)
         if error is not None:
             raise error

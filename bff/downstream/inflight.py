@@ -24,10 +24,12 @@ class _Flight(Generic[T]):
 
 
 class InFlight(Generic[T]):
-    """Shares the result of concurrent calls with equal keys."""
+    """Shares the result of concurrent calls with equal keys; ``on_shared`` is called each time a
+    caller joins a call already running (for metrics)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_shared: Callable[[], None] | None = None) -> None:
         self._flights: dict[Hashable, _Flight[T]] = {}
+        self._on_shared = on_shared
 
     def __len__(self) -> int:
         return len(self._flights)
@@ -39,6 +41,8 @@ class InFlight(Generic[T]):
             flight = _Flight(asyncio.ensure_future(fn()))
             self._flights[key] = flight
             flight.task.add_done_callback(lambda _: self._forget(key, flight))
+        elif self._on_shared is not None:
+            self._on_shared()
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)

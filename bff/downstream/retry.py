@@ -47,10 +47,12 @@ async def with_retries(
     attempt: Callable[[], Awaitable[T]],
     *,
     enabled: bool = True,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """Run ``attempt`` once, or up to ``settings.retry_attempts`` times for an idempotent method.
 
-    ``enabled=False`` makes one attempt whatever the method (the caller has a fallback).
+    ``enabled=False`` makes one attempt whatever the method (the caller has a fallback);
+    ``on_retry`` is called before each attempt after the first (for metrics).
     """
     if not enabled or method not in IDEMPOTENT_METHODS or settings.retry_attempts == 1:
         return await attempt()
@@ -62,6 +64,8 @@ async def with_retries(
         wait_max=settings.retry_wait_max_ms / 1000,
         wait_jitter=settings.retry_wait_initial_ms / 1000,
     ):
+        if retry.num > 1 and on_retry is not None:
+            on_retry()
         with retry:
             return await attempt()
     raise AssertionError("stamina ended the retry loop without a result or an error")  # pragma: no cover

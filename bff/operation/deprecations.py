@@ -187,7 +187,11 @@ class DeprecationTracker:
             if (name, coordinate) not in self._logged:
                 self._logged[(name, coordinate)] = True
                 logger.warning(
-                    "[request %s] operation %r uses deprecated %s: %s", request_id, name, coordinate, reason
+                    "operation %r uses deprecated %s: %s",
+                    name,
+                    coordinate,
+                    reason,
+                    extra={"request_id": request_id},
                 )
 
     def observe(self, observer: Callable[[tuple[str, ...], int], None]) -> None:

@@ -57,6 +57,8 @@ class OperationRefused(Exception):
         self.code = code
         self.message = message
         self.extensions = {"code": code, **extensions}
+        self.operation: OperationDefinitionNode | None = None
+        """The operation refused, when the document was parsed before the refusal (for telemetry)."""
 
     def result(self) -> PreExecutionError:
         """The refusal as a request error: no ``data``, one coded error."""
@@ -71,6 +73,9 @@ class Admitted:
     resolved: Resolved
     parsed: bool
     """Whether the document parsed (a stream registers an APQ document once admitted)."""
+    operation: OperationDefinitionNode | None = None
+    """The operation the request selects (by ``operationName``, or the only one), when the document
+    parsed and has it: its type and name are what telemetry records."""
 
 
 class OperationPipeline:
@@ -128,25 +133,35 @@ class OperationPipeline:
         if variables:
             _check_strings(variables, self.settings.max_string_bytes)
         document = self._document(resolved.query)
-        if document is not None and operation_name is None:
+        operation = None
+        if document is not None:
             operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            if len(operations) > 1:
-                raise OperationRefused(
-                    "GRAPHQL_VALIDATION_FAILED",
-                    "Must provide operation name if query contains multiple operations.",
-                )
+            if operation_name is None:
+                if len(operations) > 1:
+                    raise OperationRefused(
+                        "GRAPHQL_VALIDATION_FAILED",
+                        "Must provide operation name if query contains multiple operations.",
+                    )
+                operation = operations[0] if operations else None
+            else:
+                named = (d for d in operations if d.name is not None and d.name.value == operation_name)
+                operation = next(named, None)
         principal = context.current_principal
-        _check_principal(principal)
-        if self.rate_limiter is not None:
-            cost = 1
-            if self.settings.rate_limit_by_cost and document is not None:
-                cost = self._cost(resolved.query, document, operation_name)
-            await self._rate_limit(context, principal, cost)
+        try:
+            _check_principal(principal)
+            if self.rate_limiter is not None:
+                cost = 1
+                if self.settings.rate_limit_by_cost and document is not None:
+                    cost = self._cost(resolved.query, document, operation_name)
+                await self._rate_limit(context, principal, cost)
+        except OperationRefused as refused:
+            refused.operation = operation
+            raise
         if document is not None and self._schema is not None:
             self.deprecations.record(
                 self._schema, resolved.query, document, operation_name, request_id=context.request_id
             )
-        return Admitted(resolved.query, resolved, parsed=document is not None)
+        return Admitted(resolved.query, resolved, parsed=document is not None, operation=operation)
 
     async def ran(self, admitted: Admitted) -> None:
         """After an operation ran without a request error: register its document (APQ)."""
@@ -181,7 +196,7 @@ class OperationPipeline:
         retry_after = await self.rate_limiter.hit(key, cost)
         if retry_after is not None:
             seconds = int(retry_after)
-            logger.info("[request %s] rate limited: retry in %d s", context.request_id, seconds)
+            logger.info("rate limited: retry in %d s", seconds)
             raise OperationRefused(
                 RATE_LIMITED,
                 f"Rate limit {self.settings.rate_limit} exceeded; retry in {seconds} s.",

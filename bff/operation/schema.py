@@ -7,6 +7,9 @@ for every transport at once, as Strawberry's own extensions do.
 
 Strawberry's WebSocket handlers do not pass a message's ``extensions`` (APQ hashes) to the schema;
 :data:`OPERATION_EXTENSIONS` carries them from bff's handlers (:mod:`bff.view`) to :meth:`stream`.
+
+The same two methods are where telemetry sees every operation (:mod:`bff.telemetry.operations`):
+its duration, errors and refusals, its span, and its access line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bff.context import Context
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
+from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
 
@@ -38,12 +42,14 @@ class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
     ``pipeline`` and ``validated`` (the validation cache, for tests and metrics) are set by
-    :func:`bff.graph.schema.build_schema`; without a pipeline, or for a context that is not a
-    :class:`~bff.context.Context`, operations run as Strawberry runs them.
+    :func:`bff.graph.schema.build_schema`, ``telemetry`` by :func:`bff.app.create_app`; without a
+    pipeline, or for a context that is not a :class:`~bff.context.Context`, operations run as
+    Strawberry runs them.
     """
 
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
+    telemetry: OperationTelemetry | None = None
 
     async def execute(
         self,
@@ -56,23 +62,37 @@ class OperationSchema(QuietSchema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """Admit the operation, then execute it; a refusal is a request error with its code."""
-        admitted = await self._admit(
-            query, operation_name, variable_values, operation_extensions, context_value
-        )
-        if isinstance(admitted, PreExecutionError):
-            return admitted
-        result = await super().execute(
-            admitted.query if admitted is not None else query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed_operation_types,
-            operation_extensions,
-        )
-        if admitted is not None and self.pipeline is not None and not _is_request_error(result):
-            await self.pipeline.ran(admitted)
-        return _refused_whole(result)
+        record = self._record(context_value, HTTP)
+        try:
+            admitted = await self._admit(
+                query, operation_name, variable_values, operation_extensions, context_value, record
+            )
+            if isinstance(admitted, PreExecutionError):
+                if record is not None:
+                    record.result(admitted)
+                return admitted
+            result = await super().execute(
+                admitted.query if admitted is not None else query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+            if admitted is not None and self.pipeline is not None and not _is_request_error(result):
+                await self.pipeline.ran(admitted)
+            if record is not None:
+                record.result(result)
+            return _refused_whole(result)
+        except Exception as exc:
+            if record is not None:
+                record.failed(exc)
+            raise
+        finally:
+            if record is not None:
+                record.finish()
+                record.detach()
 
     async def stream(
         self,
@@ -86,24 +106,42 @@ class OperationSchema(QuietSchema):
     ) -> Any:
         """Admit the operation, then stream its result(s); a refusal is one pre-execution error."""
         extensions = operation_extensions if operation_extensions is not None else OPERATION_EXTENSIONS.get()
-        admitted = await self._admit(query, operation_name, variable_values, extensions, context_value)
+        websocket = getattr(context_value, "websocket", None) is not None
+        record = self._record(context_value, WEBSOCKET if websocket else SSE)
+        admitted = await self._admit(
+            query, operation_name, variable_values, extensions, context_value, record
+        )
         if isinstance(admitted, PreExecutionError):
-            return _one(admitted)
+            return record.stream(_one(admitted)) if record is not None else _one(admitted)
         if admitted is not None and self.pipeline is not None:
             if admitted.parsed:
                 # Strawberry streams results after this returns: register the (hash-checked) text now.
                 await self.pipeline.ran(admitted)
             query = admitted.query
-        results = await super().stream(
-            query,
-            variable_values=variable_values,
-            context_value=context_value,
-            root_value=root_value,
-            operation_name=operation_name,
-            operation_extensions=extensions,
-            allowed_operation_types=allowed_operation_types,
-        )
-        return parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
+        try:
+            results = await super().stream(
+                query,
+                variable_values=variable_values,
+                context_value=context_value,
+                root_value=root_value,
+                operation_name=operation_name,
+                operation_extensions=extensions,
+                allowed_operation_types=allowed_operation_types,
+            )
+        except Exception as exc:
+            if record is not None:
+                record.failed(exc)
+                record.finish()
+            raise
+        shaped = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
+        return record.stream(shaped) if record is not None else shaped
+
+    def _record(self, context: Any, transport: str) -> OperationRecord | None:
+        """A telemetry record of the operation about to run, when telemetry is on and the operation
+        runs through the pipeline."""
+        if self.telemetry is None or self.pipeline is None or not isinstance(context, Context):
+            return None
+        return self.telemetry.start(context, transport)
 
     async def _admit(
         self,
@@ -112,14 +150,15 @@ class OperationSchema(QuietSchema):
         variables: dict[str, Any] | None,
         extensions: dict[str, Any] | None,
         context: Any,
+        record: OperationRecord | None = None,
     ) -> Admitted | PreExecutionError | None:
         """The pipeline's admission, its refusal as a request error, or ``None`` without a pipeline
-        (or for a context that is not bff's)."""
+        (or for a context that is not bff's); ``record`` learns the operation's type and name."""
         pipeline = self.pipeline
         if pipeline is None or not isinstance(context, Context):
             return None
         try:
-            return await pipeline.admit(
+            admitted = await pipeline.admit(
                 query=query,
                 operation_name=operation_name,
                 variables=variables,
@@ -127,8 +166,13 @@ class OperationSchema(QuietSchema):
                 context=context,
             )
         except OperationRefused as refused:
-            logger.info("[request %s] operation refused: %s", context.request_id, refused.code)
+            logger.info("operation refused: %s", refused.code)
+            if record is not None:
+                record.refused(refused)
             return refused.result()
+        if record is not None:
+            record.admitted(admitted)
+        return admitted
 
 
 REFUSING_CODES = frozenset({"IDEMPOTENCY_UNAVAILABLE"})

@@ -40,7 +40,7 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bff.cache import Entry, MemoryStorage
+from bff.cache import CacheObserver, Entry, MemoryStorage
 from bff.redis.link import OUTAGE_ERRORS, RedisLink, RedisUnavailable, raise_if_cancelling
 
 __all__ = ["MAX_PENDING", "SharedCacheStorage"]
@@ -62,12 +62,13 @@ class SharedCacheStorage:
         link: RedisLink,
         *,
         l1_max_entries: int,
+        l1_observer: CacheObserver | None = None,
         l1_ttl_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.link = link
         self.l1_ttl_s = l1_ttl_s
-        self.l1 = MemoryStorage(l1_max_entries if l1_ttl_s > 0 else 0, clock=clock)
+        self.l1 = MemoryStorage(l1_max_entries if l1_ttl_s > 0 else 0, clock=clock, observer=l1_observer)
         self.channel = link.key("cache", "invalidate")
         self._clock = clock
         self._epoch = 0

@@ -119,6 +119,29 @@ async def test_circuit_state_follows_a_purgatory_breaker_and_open_raises_circuit
     assert compat.circuit_state(await factory.get_breaker("svc"))[0] == "closed"
 
 
+async def test_breaker_event_state_reads_purgatorys_listener_events() -> None:
+    """A purgatory listener hears state_changed with opened, then half-opened and closed, which
+    breaker_event_state reads; other events read None."""
+    factory = AsyncCircuitBreakerFactory(default_threshold=1, default_ttl=0.05)
+    heard: list[tuple[str, compat.CircuitState | None]] = []
+    factory.add_listener(
+        lambda name, event_name, event: heard.append(
+            (event_name, compat.breaker_event_state(event_name, event))
+        )
+    )
+    breaker = await factory.get_breaker("svc")
+    with pytest.raises(Boom):
+        async with breaker:
+            raise Boom
+    await asyncio.sleep(0.08)
+    async with await factory.get_breaker("svc"):
+        pass
+    states = [state for name, state in heard if name == "state_changed"]
+    assert states == ["opened", "half-opened", "closed"]
+    assert ("circuit_breaker_created", None) in heard
+    assert ("failed", None) in heard
+
+
 async def test_stop_storage_expiry_cancels_the_memory_storages_task() -> None:
     """A hit on limits' memory storage leaves its expiry task in ``timer``; stopping cancels it."""
     storage = MemoryStorage()

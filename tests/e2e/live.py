@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bff.events import EVENT_BUS, InMemoryEventBus
+from bff.telemetry.live import MeteredEventBus
 from bff_chinook.demo.payments import PAYMENTS, PaymentsService
 from bff_chinook.demo.server import ALL_PORTS, DemoServices, start_services
 from bff_chinook.resolvers.payments import PAYMENTS_WEBHOOK
@@ -62,9 +63,10 @@ class Live:
 
     @property
     def bus(self) -> InMemoryEventBus:
-        """The BFF's event bus."""
+        """The BFF's event bus (the in-memory one, inside the metrics' wrapper when metrics are on)."""
         assert self.stack.app is not None
         bus = self.stack.app[EVENT_BUS]
+        bus = bus.inner if isinstance(bus, MeteredEventBus) else bus
         assert isinstance(bus, InMemoryEventBus)
         return bus
 
