@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +23,6 @@ from hashlib import sha256
 from typing import Any
 
 import pytest
-import structlog
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,13 +30,13 @@ from standardwebhooks.webhooks import Webhook
 
 from bff.events import EVENT_BUS, Event
 from bff.telemetry import TELEMETRY
-from bff.telemetry.logs import configure_logging
 from bff_chinook.demo.payments import signed_headers
 from bff_chinook.demo.server import ALL_PORTS, start_services
 from bff_chinook.resolvers.topics import CHARGE_SUCCEEDED
 from tests.e2e.live import SECRET, take, wait_until
 from tests.e2e.stack import Stack, run_bff
 from tests.support import tokens
+from tests.support.logs import json_logs
 from tests.support.otlp import ReceivedSpan, Receiver, run_otlp_receiver
 from tests.support.recorder import Recorder, run_recorder
 
@@ -92,21 +90,8 @@ def families(text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def captured_log() -> Iterator[io.StringIO]:
     """Every log line of the process, as JSON, while the module runs (the logging config restored)."""
-    root = logging.getLogger()
-    saved = (
-        root.level,
-        {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "aiohttp.access")},
-    )
-    stream = io.StringIO()
-    handler = configure_logging("INFO", "json", stream=stream)
-    try:
+    with json_logs() as stream:
         yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(saved[0])
-        for name, level in saved[1].items():
-            logging.getLogger(name).setLevel(level)
-        structlog.reset_defaults()
 
 
 async def scrape(stack: Stack) -> str:

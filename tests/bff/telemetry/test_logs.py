@@ -12,27 +12,14 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 from bff.telemetry.logs import REDACTED, configure_logging
+from tests.support.logs import json_logs
 
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """JSON logging at INFO into a string; the previous configuration comes back afterwards."""
-    root = logging.getLogger()
-    levels = (
-        root.level,
-        {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "aiohttp.access")},
-    )
-    stream = io.StringIO()
-    handler = configure_logging("INFO", "json", stream=stream)
-    try:
+    with json_logs() as stream:
         yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(levels[0])
-        for name, level in levels[1].items():
-            logging.getLogger(name).setLevel(level)
-        structlog.contextvars.clear_contextvars()
-        structlog.reset_defaults()
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
