@@ -41,9 +41,16 @@ __all__ = [
 INTERNAL_MESSAGE = "Internal server error"
 
 
+def _is_variable_error(error: GraphQLError) -> bool:
+    """A variable value that did not coerce: the client's doing, whatever the scalar raised."""
+    return error.path is None and error.message.startswith("Variable '$")
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """True when ``error`` wraps an exception that is neither one of ours nor the client's doing."""
     original = error.original_error
+    if _is_variable_error(error):
+        return False
     return original is not None and not isinstance(
         original, BFFError | GraphQLError | InvalidOperationTypeError | CannotGetOperationTypeError
     )
@@ -91,7 +98,7 @@ def collapse(errors: list[GraphQLError], *, suggestions: bool = True) -> list[Gr
             error = _unsupported_operation(error, original)
         elif isinstance(original, CannotGetOperationTypeError):
             error = _unknown_operation(error, original)
-        elif original is None and not (error.extensions or {}).get("code"):
+        elif (original is None or _is_variable_error(error)) and not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": request_error_code(error)}
             if not suggestions:
                 error.message = _SUGGESTION.sub("", error.message)
@@ -136,7 +143,7 @@ def request_error_code(error: GraphQLError) -> str:
     """The code of a request error graphql-core reports without one (see :func:`collapse`)."""
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
-    if error.message.startswith("Variable '$"):
+    if _is_variable_error(error):
         return "BAD_USER_INPUT"
     return "GRAPHQL_VALIDATION_FAILED"
 

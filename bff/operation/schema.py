@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,6 +26,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from bff.context import Context
+from bff.masking import collapse
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
@@ -82,6 +84,7 @@ class OperationSchema(QuietSchema):
             )
             if admitted is not None and self.pipeline is not None and not _is_request_error(result):
                 await self.pipeline.ran(admitted)
+            result = self._shaped(result)
             if record is not None:
                 record.result(result)
             return _refused_whole(result)
@@ -133,8 +136,25 @@ class OperationSchema(QuietSchema):
                 record.failed(exc)
                 record.finish()
             raise
-        shaped = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
+        parsed = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
+        shaped = self._shaped_stream(parsed)
         return record.stream(shaped) if record is not None else shaped
+
+    def _shaped(self, result: ExecutionResult) -> ExecutionResult:
+        """A request error's errors with their codes (and without suggestions when they are off).
+
+        Errors raised while parsing leave ``on_operation`` by an exception, so the shaping extension
+        (:func:`bff.masking.shape_errors`) never sees them: they are shaped here, for every transport.
+        """
+        if result.errors and (isinstance(result, PreExecutionError) or _is_request_error(result)):
+            suggestions = self.pipeline.settings.field_suggestions if self.pipeline is not None else True
+            result.errors = collapse(list(result.errors), suggestions=suggestions)
+        return result
+
+    async def _shaped_stream(self, results: Any) -> Any:
+        async with aclosing(results):
+            async for result in results:
+                yield self._shaped(result) if isinstance(result, ExecutionResult) else result
 
     def _record(self, context: Any, transport: str) -> OperationRecord | None:
         """A telemetry record of the operation about to run, when telemetry is on and the operation

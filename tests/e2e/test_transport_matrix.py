@@ -218,3 +218,26 @@ async def test_csrf_prevention_covers_sse(demo_services: dict[str, str]) -> None
         )
         assert allowed.status_code == 200
         assert allowed.headers["content-type"].startswith("text/event-stream")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_parse_and_validation_errors_carry_codes(transport: str, demo_services: dict[str, str]) -> None:
+    """A document that does not parse is GRAPHQL_PARSE_FAILED (graphql-transport-ws closes with 4400,
+    as Strawberry's protocol handler does), one that does not validate GRAPHQL_VALIDATION_FAILED, and
+    variables that do not coerce BAD_USER_INPUT, on every transport (Apollo's codes)."""
+    async with run_bff("codes", demo_services) as stack:
+        result = await run(transport, stack.graphql_url, Operation("{ genres { name "))
+        if transport == "graphql-transport-ws":  # the protocol closes on a document that does not parse
+            assert result == {"close": 4400}, result
+        else:
+            assert codes(result) == ["GRAPHQL_PARSE_FAILED"], result
+        nope = pick(transport, "{ nope }", 'subscription { nope(playlistId: "1") { change } }')
+        result = await run(transport, stack.graphql_url, Operation(nope))
+        assert codes(result) == ["GRAPHQL_VALIDATION_FAILED"], result
+        typed = pick(
+            transport,
+            "query($n: Int) { tracks(first: $n) { totalCount } }",
+            "subscription($n: ID!) { playlistUpdated(playlistId: $n) { change } }",
+        )
+        result = await run(transport, stack.graphql_url, Operation(typed, variables={"n": ["not", "this"]}))
+        assert codes(result) == ["BAD_USER_INPUT"], result
