@@ -52,28 +52,37 @@ class BenchError(Exception):
 class Child:
     """A child process in its own process group, so that stopping it also stops anything it started."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self._argv, self._env, self.log = name, argv, env, log
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log: Path, *, cwd: Path | None = None
+    ) -> None:
+        self.name, self._argv, self._env, self.log, self._cwd = name, argv, env, log, cwd
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
         """Start it and return the first line it prints on stdout (its ready line)."""
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self._argv,
-                env=self._env,
-                stdin=subprocess.PIPE,  # _services.py exits when this closes, even if we are killed
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.spawn(ready_line=True)
+        assert self._proc is not None
         assert self._proc.stdout is not None
         line = _read_line(self._proc.stdout, START_TIMEOUT_S)
         if not line:
             self.stop()
             raise BenchError(f"{self.name} did not start in {START_TIMEOUT_S:.0f} s; see {self.log}")
         return line
+
+    def spawn(self, *, ready_line: bool = False) -> None:
+        """Start it without waiting; its stdout goes to the log too unless ``ready_line`` (then
+        :meth:`start` reads it)."""
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self._argv,
+                env=self._env,
+                cwd=self._cwd,
+                stdin=subprocess.PIPE,  # _services.py exits when this closes, even if we are killed
+                stdout=subprocess.PIPE if ready_line else log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
 
     @property
     def pid(self) -> int:
