@@ -20,6 +20,7 @@ SCRIPT = ROOT / ".ci" / "schema-check"
 APP = """
 import strawberry
 from bff import App
+from tests.support.tools import missing
 
 
 @strawberry.type
@@ -72,8 +73,9 @@ def commit(repo: Path, fields: str, message: str) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    """An empty git repository with the schema-check script in its ``.ci/``."""
     if shutil.which("git") is None:
-        pytest.skip("git not installed")
+        missing("git")
     (tmp_path / ".ci").mkdir()
     shutil.copy(SCRIPT, tmp_path / ".ci" / "schema-check")
     git(tmp_path, "init", "-q", "-b", "main")
