@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".ci" / "schema-check"
 
 APP = """
 import strawberry
 from bff import App
-from tests.support.tools import missing
 
 
 @strawberry.type
