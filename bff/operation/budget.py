@@ -89,13 +89,7 @@ class Budget:
         error for all the fields it stopped)."""
         self.items += items
         if self.items > self.max_items:
-            if self._exceeded is None:
-                self._exceeded = BudgetExceeded(
-                    f"The operation resolved more than {self.max_items} items, the limit; "
-                    "select fewer or smaller lists.",
-                    limit=self.max_items,
-                )
-            raise self._exceeded
+            raise self._over_budget()
         if self.deadline is not None and self._loop.time() > self.deadline:
             if self._timeout is None:
                 self._timeout = OperationTimeout("The operation ran past its deadline.")
@@ -105,8 +99,17 @@ class Budget:
         """Refuse, before resolving any of them, ``items`` more than the budget has left: raises
         ``OPERATION_BUDGET_EXCEEDED`` (a list field's prefetch knows its subtree's size in advance)."""
         if self.items + items > self.max_items:
-            self.items = self.max_items + 1
-            self.spend(0)
+            raise self._over_budget()
+
+    def _over_budget(self) -> BudgetExceeded:
+        """The operation's one ``OPERATION_BUDGET_EXCEEDED`` error, made the first time it is needed."""
+        if self._exceeded is None:
+            self._exceeded = BudgetExceeded(
+                f"The operation resolved more than {self.max_items} items, the limit; "
+                "select fewer or smaller lists.",
+                limit=self.max_items,
+            )
+        return self._exceeded
 
     @property
     def exhausted(self) -> bool:
