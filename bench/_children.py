@@ -197,6 +197,20 @@ def children(prefix: str, stamp: str, plan: BffPlan) -> Iterator[tuple[dict[str,
                 child.log.unlink()
 
 
+@contextlib.contextmanager
+def reported_failures(*also: type[BaseException]) -> Iterator[None]:
+    """End the benchmark on Ctrl-C (exit 130) or a failure (``BenchError``, an HTTP error, ``also``:
+    exit 1) with one line on stderr; the children are stopped by then (:func:`children`)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("interrupted; children stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (BenchError, httpx.HTTPError, *also) as exc:
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
 

@@ -39,6 +39,7 @@ from _children import (
     number,
     percentile,
     report,
+    reported_failures,
     sigterm_interrupts,
 )
 
@@ -166,15 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     machine, began = machine_info(), time.monotonic()
-    try:
-        with children("budget", stamp, _plan) as (_services, bffs):
-            rows = [asyncio.run(_measure(bff, args)) for bff in bffs]
-    except KeyboardInterrupt:
-        print("interrupted; children stopped", file=sys.stderr)
-        return 130
-    except (BenchError, httpx.HTTPError) as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    with reported_failures(), children("budget", stamp, _plan) as (_services, bffs):
+        rows = [asyncio.run(_measure(bff, args)) for bff in bffs]
     elapsed = time.monotonic() - began
     settings = {"duration_s": args.duration, "concurrency": args.concurrency, "settle_s": args.settle}
     report(RESULTS_DIR / f"budget-{stamp}.json", rows, settings, machine, format_table(rows), elapsed)

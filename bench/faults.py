@@ -63,6 +63,7 @@ from _children import (
     percentile,
     ratio,
     report,
+    reported_failures,
     sigterm_interrupts,
     stage,
 )
@@ -461,24 +462,17 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     machine, began = machine_info(), time.monotonic()
-    try:
 
-        def plan(service_urls: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
-            return [(name, bff_settings(service_urls, name)) for name in bff_names(args.uncached)]
+    def plan(service_urls: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+        return [(name, bff_settings(service_urls, name)) for name in bff_names(args.uncached)]
 
-        with children("faults", stamp, plan) as (service_urls, bffs):
-            rows = asyncio.run(_bench(service_urls, bffs, args))
-            services = list(service_urls)
-            bff_env = {
-                bff.name: {"env": bff.settings, "effective": effective_settings(bff.settings, services)}
-                for bff in bffs
-            }
-    except KeyboardInterrupt:
-        print("interrupted; children stopped", file=sys.stderr)
-        return 130
-    except (BenchError, httpx.HTTPError) as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    with reported_failures(), children("faults", stamp, plan) as (service_urls, bffs):
+        rows = asyncio.run(_bench(service_urls, bffs, args))
+        services = list(service_urls)
+        bff_env = {
+            bff.name: {"env": bff.settings, "effective": effective_settings(bff.settings, services)}
+            for bff in bffs
+        }
     elapsed = time.monotonic() - began
     machine["load_average_after"] = os.getloadavg()
     settings = {

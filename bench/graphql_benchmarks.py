@@ -50,6 +50,7 @@ from _children import (
     Child,
     machine_info,
     number,
+    reported_failures,
     sigterm_interrupts,
     write_json,
 )
@@ -520,24 +521,18 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     machine, began = machine_info(), time.monotonic()
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bff-bench-") as tmp_name,
-            httpx.Client(timeout=30, trust_env=False) as http,
-        ):
-            tmp = Path(tmp_name)
-            tmp.chmod(0o755)  # nginx's workers, unprivileged when we are root, write its cache there
-            with stack(stamp, tmp, args) as (upstream, servers):
-                check_upstream(http, upstream)
-                expected = check_answers(http, servers)
-                runs = bench(http, servers, expected, args, tmp)
-                names = {server.name: server.url for server in servers}
-    except KeyboardInterrupt:
-        print("interrupted; children stopped", file=sys.stderr)
-        return 130
-    except (BenchError, httpx.HTTPError, subprocess.TimeoutExpired) as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    with (
+        reported_failures(subprocess.TimeoutExpired),
+        tempfile.TemporaryDirectory(prefix="bff-bench-") as tmp_name,
+        httpx.Client(timeout=30, trust_env=False) as http,
+    ):
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)  # nginx's workers, unprivileged when we are root, write its cache there
+        with stack(stamp, tmp, args) as (upstream, servers):
+            check_upstream(http, upstream)
+            expected = check_answers(http, servers)
+            runs = bench(http, servers, expected, args, tmp)
+            names = {server.name: server.url for server in servers}
     elapsed = time.monotonic() - began
     machine["load_average_after"] = os.getloadavg()
     rows = summarise(runs, [s for s in servers], args.queries)

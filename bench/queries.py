@@ -64,6 +64,7 @@ from _children import (
     percentile,
     ratio,
     report,
+    reported_failures,
     sigterm_interrupts,
     stage,
 )
@@ -474,16 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     machine, began = machine_info(), time.monotonic()
-    try:
-        with children("queries", stamp, PLANS[args.compare]) as (service_urls, bffs):
-            rows = asyncio.run(_bench(service_urls, bffs, args))
-            bff_env = {bff.name: {**bff.settings, "restarts": bff.restarts} for bff in bffs}
-    except KeyboardInterrupt:
-        print("interrupted; children stopped", file=sys.stderr)
-        return 130
-    except (BenchError, httpx.HTTPError) as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    with reported_failures(), children("queries", stamp, PLANS[args.compare]) as (service_urls, bffs):
+        rows = asyncio.run(_bench(service_urls, bffs, args))
+        bff_env = {bff.name: {**bff.settings, "restarts": bff.restarts} for bff in bffs}
     elapsed = time.monotonic() - began
     machine["load_average_after"] = os.getloadavg()
     settings = {
