@@ -16,8 +16,8 @@ once it ran, when all of these hold:
   without a cache hint);
 - it fits ``BFF_RESPONSE_CACHE_BYTES`` (its data as compact JSON).
 
-Key: SHA-256 of the document text, the operation name and the variables as canonical JSON (keys
-sorted). Lifetime: the shortest remaining lifetime of the answers used. Invalidation: an entry holds
+Key: the operation name, the variables as canonical JSON (keys sorted) and the document text.
+Lifetime: the shortest remaining lifetime of the answers used. Invalidation: an entry holds
 the version of every resource it read, taken before the read (:meth:`bff.cache.EntityCache.version`);
 a mutation that invalidates a resource (:meth:`bff.graph.Resource.invalidate`) replaces its version,
 so the next lookup misses. Least recently used entries go first when the bytes run out.
@@ -32,7 +32,6 @@ Counts: :attr:`ResponseCache.lookups` (``outcome``: ``hit``, ``miss``, ``stored`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -236,9 +235,14 @@ def _unkept(result: ExecutionResult, context: Context) -> str | None:
 
 
 def _key(query: str, operation_name: str | None, variables: Mapping[str, Any] | None) -> str:
-    canonical = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    text = f"{operation_name or ''}\n{canonical}\n{query}"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    """The entry's key: the text itself (no hash to compute; its length counts in the entry's size).
+    Names hold no newline and compact JSON none unescaped, so the parts cannot run into each other."""
+    canonical = (
+        json.dumps(variables, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if variables
+        else "{}"
+    )
+    return f"{operation_name or ''}\n{canonical}\n{query}"
 
 
 def _headers(lifetime_s: float, age_s: float | None) -> dict[str, str]:
