@@ -8,7 +8,8 @@ Everything listens on free 127.0.0.1 ports, in child processes stopped on exit, 
 - nginx in front of it, caching every answer and sending ``Cache-Control: max-age=43200`` (as the
   tailcall setup does: the REST service is fast and says its answers keep for 12 hours);
 - the servers, each one process: ``bff`` serving ``examples.jsonplaceholder:app`` (``bff serve``),
-  ``apollo`` (Apollo Server 5 + DataLoader, ``bench/peers/apollo``), ``plain`` (Strawberry + httpx +
+  ``bff-cached`` (the same with its whole-response cache on, ``BFF_RESPONSE_CACHE=true``), ``apollo``
+  (Apollo Server 5 + DataLoader, ``bench/peers/apollo``), ``plain`` (Strawberry + httpx +
   aiodataloader, ``bench/peers/strawberry_plain.py``), and with ``--baseline DIR`` ``bff-before``: the
   same app served by the bff checked out in ``DIR`` (``git archive COMMIT | tar -x -C DIR``), to
   measure a change against its base in the same run.
@@ -19,7 +20,9 @@ times, for each query, each server in turn (the order rotating by round) gets
 ``wrk -t1 -c32 -d<duration>s``. Per query and server the table gives the median over rounds of
 requests per second, p50 and p99 latency (wrk's, ms) and the 1-minute load average read after each
 run; the ratios are the medians over rounds of each round's ratio (the two runs were adjacent in
-time, so they met about the same noise). After every run one more request must still answer the
+time, so they met about the same noise). Only the engine rows (``bff``, ``bff-before``) get ratios to
+the peers: ``bff-cached`` answers repeated queries without running them, so its row stands alone, with
+its ratio to ``bff`` in a note under the table. After every run one more request must still answer the
 checked body. Everything, every run included, goes to ``bench/results/graphql-benchmarks-<UTC>.json``.
 """
 
@@ -262,6 +265,9 @@ def stack(stamp: str, tmp: Path, args: argparse.Namespace) -> Iterator[tuple[str
         ]
         if "bff" in wanted:
             servers.append(Server("bff", child("bff", serve, bff_env, cwd=REPO)))
+        if "bff-cached" in wanted:
+            cached_env = bff_env | {"BFF_RESPONSE_CACHE": "true"}
+            servers.append(Server("bff-cached", child("bff-cached", serve, cached_env, cwd=REPO)))
         if args.baseline is not None:
             before_env = bff_env | {"PYTHONPATH": str(args.baseline)}
             servers.append(Server("bff-before", child("bff-before", serve, before_env, cwd=args.baseline)))
@@ -418,10 +424,15 @@ def bench(
 
 
 PEERS: Final = ("apollo", "plain")
+ENGINES: Final = ("bff", "bff-before")
+"""The rows that get ratios to the peers: bff running every operation."""
+CACHED: Final = "bff-cached"
+"""bff with its response cache on: its own row, compared with ``bff`` only, in a note."""
 
 
 def summarise(runs: list[Run], servers: list[Server], queries: list[str]) -> list[Row]:
-    """Medians per query and server; for the bff rows, the median of per-round ratios to each peer."""
+    """Medians per query and server; for the engine rows, the median of per-round ratios to each peer,
+    and for ``bff-cached`` to ``bff``."""
     rows: list[Row] = []
     names = [server.name for server in servers]
     for query in queries:
@@ -437,12 +448,12 @@ def summarise(runs: list[Run], servers: list[Server], queries: list[str]) -> lis
                 load_average=statistics.median(run.load_average for run in mine),
                 errors=sum(sum(run.errors.values()) for run in mine),
             )
-            if name.startswith("bff"):
-                for peer in PEERS:
-                    theirs = {run.round: run.rps for run in runs if run.query == query and run.server == peer}
-                    per_round = [run.rps / theirs[run.round] for run in mine if theirs.get(run.round)]
-                    if per_round:
-                        row.ratios[peer] = statistics.median(per_round)
+            compared = PEERS if name in ENGINES else ("bff",) if name == CACHED else ()
+            for peer in compared:
+                theirs = {run.round: run.rps for run in runs if run.query == query and run.server == peer}
+                per_round = [run.rps / theirs[run.round] for run in mine if theirs.get(run.round)]
+                if per_round:
+                    row.ratios[peer] = statistics.median(per_round)
             rows.append(row)
     return rows
 
@@ -461,6 +472,14 @@ def format_table(rows: list[Row], args: argparse.Namespace) -> str:
             f"| {row.query} | {row.server} | {row.rps:.0f} | {number(row.p50_ms)} | {number(row.p99_ms)} "
             f"| {f'{apollo:.2f}' if apollo is not None else '-'}{goal} "
             f"| {f'{plain:.2f}' if plain is not None else '-'} | {row.load_average:.2f} | {row.errors} |"
+        )
+    cached = [
+        f"{row.query} {row.ratios['bff']:.2f}" for row in rows if row.server == CACHED and "bff" in row.ratios
+    ]
+    if cached:
+        lines.append(
+            f"{CACHED}: BFF_RESPONSE_CACHE=true, repeated queries answered without running (not an engine "
+            f"figure, so no ratios to the peers); rps ÷ bff: {', '.join(cached)}."
         )
     lines.append(
         f"wrk -t{args.threads} -c{args.connections}, {args.duration:g} s per run, medians of {args.rounds} "
@@ -491,7 +510,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--queries", nargs="+", choices=list(QUERIES), default=list(QUERIES))
     parser.add_argument(
-        "--servers", nargs="+", choices=["bff", "apollo", "plain"], default=["bff", "apollo", "plain"]
+        "--servers",
+        nargs="+",
+        choices=["bff", CACHED, "apollo", "plain"],
+        default=["bff", CACHED, "apollo", "plain"],
     )
     parser.add_argument(
         "--baseline", type=Path, help="a bff checkout to serve as bff-before, e.g. the base commit"

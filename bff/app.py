@@ -24,6 +24,7 @@ from bff.downstream import ServiceClient
 from bff.events import EVENT_BUS
 from bff.graph.schema import build_schema
 from bff.idempotency import IDEMPOTENCY
+from bff.operation.response_cache import send_headers
 from bff.request_id import request_id_middleware
 from bff.settings import Settings, SettingsError, service_variable
 from bff.shared import REDIS, shared_state
@@ -159,6 +160,11 @@ def create_app(
     schema.telemetry = telemetry.operations if telemetry.on else None
     if schema.pipeline is not None:
         telemetry.follow(schema.pipeline.deprecations.uses)
+    if schema.responses is not None:
+        telemetry.follow(schema.responses.lookups)
+        telemetry.follow(schema.responses.bypassed)
+        schema.responses.observer = telemetry.response_cache_size()
+        app.on_response_prepare.append(send_headers)
     view = GraphQLView(
         schema=schema,
         settings=settings,

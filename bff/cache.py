@@ -61,11 +61,13 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A lookup result: the value, its age in seconds, and whether it is still fresh."""
+    """A lookup result: the value, its age in seconds, whether it is still fresh, and for how many
+    more seconds (``fresh_s``, 0 once stale)."""
 
     value: Any
     age_s: float
     fresh: bool
+    fresh_s: float = 0.0
 
 
 class CacheStorage(Protocol):
@@ -216,7 +218,12 @@ class EntityCache:
         now = self._clock()
         entries = await self.storage.get_many(keys)
         return {
-            key: Hit(entry.value, max(0.0, now - entry.stored_at), now < entry.fresh_until)
+            key: Hit(
+                entry.value,
+                max(0.0, now - entry.stored_at),
+                now < entry.fresh_until,
+                max(0.0, entry.fresh_until - now),
+            )
             for key, entry in zip(keys, entries, strict=True)
             if entry is not None
         }
@@ -247,6 +254,14 @@ class EntityCache:
         if entry is not None:
             return str(entry.value)
         return await self._new_version(service, resource)
+
+    async def versions(self, resources: Sequence[tuple[str, str]]) -> list[str | None]:
+        """The current versions of ``resources`` (``(service, resource)`` pairs), in order; ``None``
+        for one the storage no longer holds (its next :meth:`version` will be a new one). Makes none."""
+        entries = await self.storage.get_many(
+            [version_key(service, resource) for service, resource in resources]
+        )
+        return [None if entry is None else str(entry.value) for entry in entries]
 
     async def _new_version(self, service: str, resource: str) -> str:
         token = uuid.uuid4().hex[:12]

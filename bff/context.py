@@ -12,6 +12,7 @@ from aiohttp import web
 from bff.auth import Principal
 from bff.cache import EntityCache
 from bff.downstream import Call, ServiceClient
+from bff.downstream.freshness import Freshness
 from bff.events import EventBus
 from bff.idempotency import IdempotencyStore
 from bff.loaders import Loaders
@@ -118,6 +119,7 @@ class Context:
             request_id=f"{self.call.request_id}.{uuid.uuid4().hex[:8]}",
             headers=headers,
             deadline=deadline,
+            freshness=Freshness(),
         )
         stale = StaleLog()
         budget = Budget(self.settings.max_items, deadline)

@@ -229,6 +229,13 @@ class Settings(BaseModel):
     """Deadline of one GraphQL operation; no downstream call outlives it (``BFF_OPERATION_TIMEOUT_MS``)."""
     cache_max_entries: Annotated[int, Field(ge=0, le=100_000_000)] = 100_000
     """Most entries the in-process entity cache holds (``BFF_CACHE_MAX_ENTRIES``)."""
+    response_cache: bool = False
+    """Keep whole results of anonymous queries whose every downstream answer may be cached, for the
+    shortest lifetime among them, until a mutation invalidates what they read (``BFF_RESPONSE_CACHE``;
+    :mod:`bff.operation.response_cache`)."""
+    response_cache_bytes: Annotated[int, Field(ge=1_024, le=100_000_000_000)] = 64_000_000
+    """Most bytes of results the response cache keeps in the process, least recently used dropped
+    first (``BFF_RESPONSE_CACHE_BYTES``; a result weighs its data as compact JSON)."""
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     """Per-service settings, keyed by the service names the app declares."""
 

@@ -15,10 +15,15 @@ Lifetimes follow :func:`bff.cache.lifetime_s`. When the fetch fails with a
 kept past its lifetime (stale-if-error), those entries answer instead; such a fetch is tried once,
 not retried, so stale data comes back at once. The answer lists the records served stale in
 :attr:`~bff.downstream.client.JSONResponse.stale`.
+
+Each answer is noted in the operation's :class:`~bff.downstream.freshness.Freshness` (its resource and
+how long it stays fresh; stale or uncacheable answers spoil it), which decides whether a response
+cache may keep the operation's whole result.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +32,7 @@ import httpx
 
 from bff.cache import EntityCache, Hit, answer_key, entity_key, index_key, lifetime_s
 from bff.downstream.call import Call
+from bff.downstream.freshness import STALE, UNCACHED_READ
 from bff.downstream.response import JSONResponse, Params, StaleMark
 from bff.errors import DownstreamError, NotFound
 from bff.settings import ServiceSettings
@@ -85,8 +91,13 @@ class CacheStage:
         Raises what ``fetch`` raises when no stale entry can stand in.
         """
         resource = _resource_of(path)
+        freshness = call.freshness
         if resource is None:
+            freshness.spoil(UNCACHED_READ)
             return await fetch(params, True)
+        if freshness.watching and (self.service, resource) not in freshness.versions:
+            # Before the read: a mutation between the two then shows as a newer version.
+            freshness.versions[(self.service, resource)] = await self.cache.version(self.service, resource)
         field = _batch_field(params) if path.strip("/") == resource else None
         if field is not None:
             return await self._batch(resource, field, [value for _, value in params], call, fetch)
@@ -107,6 +118,7 @@ class CacheStage:
         if hit is not None and hit.fresh:
             if telemetry is not None:
                 telemetry.cache_hits(1)
+            call.freshness.used(self.service, resource, hit.fresh_s)
             return _answer(hit.value)
         if telemetry is not None:
             telemetry.cache_misses(1)
@@ -119,12 +131,14 @@ class CacheStage:
                 raise
             if telemetry is not None:
                 telemetry.cache_stale(1)
+            call.freshness.spoil(STALE)
             stale = _answer(hit.value)
             body = stale.body
             records = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
             marks = tuple(StaleMark(record, self.service, hit.age_s) for record in records)
             return JSONResponse(stale.status, stale.headers, body, stale=marks)
         lifetime = self._lifetime(response, call)
+        call.freshness.used(self.service, resource, lifetime)
         if lifetime is not None:
             kept = [(name, value) for name, value in response.headers.items() if name in _KEPT_HEADERS]
             value = (response.status, kept, response.body)
@@ -140,16 +154,20 @@ class CacheStage:
         stale: list[StaleMark] = []
         missing: list[str] = []
         wanted = dict.fromkeys(values)
+        fresh_s = math.inf
         for value in wanted:
             found = cached.get(value)
             if found is None or not found[1]:
                 missing.append(value)
             else:
                 records.extend(found[0])
+                fresh_s = min(fresh_s, found[3])
         telemetry = self._telemetry
         if telemetry is not None:
             telemetry.cache_hits(len(wanted) - len(missing))
             telemetry.cache_misses(len(missing))
+        if len(missing) < len(wanted):
+            call.freshness.used(self.service, resource, fresh_s)
         if not missing:
             return JSONResponse(200, httpx.Headers(), records)
         all_stale = all(value in cached for value in missing)
@@ -162,14 +180,18 @@ class CacheStage:
                 raise
             if telemetry is not None:
                 telemetry.cache_stale(len(missing))
+            call.freshness.spoil(STALE)
             for value in missing:
-                group, _, age_s = cached[value]
+                group, _, age_s, _ = cached[value]
                 records.extend(group)
                 stale.extend(StaleMark(record, self.service, age_s) for record in group)
             return JSONResponse(200, httpx.Headers(), records, stale=tuple(stale))
         fetched: list[Record] = response.body if isinstance(response.body, list) else []
         records.extend(fetched)
-        await self._store(resource, field, missing, fetched, response, call)
+        lifetime = self._lifetime(response, call)
+        call.freshness.used(self.service, resource, lifetime)
+        if lifetime is not None:
+            await self._store(resource, field, missing, fetched, lifetime)
         return JSONResponse(response.status, response.headers, records)
 
     async def _store(
@@ -178,12 +200,8 @@ class CacheStage:
         field: str,
         asked: Sequence[str],
         fetched: list[Record],
-        response: JSONResponse,
-        call: Call,
+        lifetime: float,
     ) -> None:
-        lifetime = self._lifetime(response, call)
-        if lifetime is None:
-            return
         identified = [record for record in fetched if isinstance(record, dict) and "id" in record]
         values: dict[str, Any] = {
             entity_key(self.service, resource, str(record["id"])): record for record in identified
@@ -199,27 +217,28 @@ class CacheStage:
 
     async def _entities(
         self, resource: str, ids: Sequence[str]
-    ) -> dict[str, tuple[list[Record], bool, float]]:
-        """Cached records by id: id -> ([record], fresh, age in seconds)."""
+    ) -> dict[str, tuple[list[Record], bool, float, float]]:
+        """Cached records by id: id -> ([record], fresh, age in seconds, seconds it stays fresh)."""
         keys = {record_id: entity_key(self.service, resource, record_id) for record_id in ids}
         hits = await self.cache.lookup(list(dict.fromkeys(keys.values())))
         return {
-            record_id: ([hit.value], hit.fresh, hit.age_s)
+            record_id: ([hit.value], hit.fresh, hit.age_s, hit.fresh_s)
             for record_id, key in keys.items()
             if (hit := hits.get(key)) is not None
         }
 
     async def _groups(
         self, resource: str, field: str, values: Sequence[str]
-    ) -> dict[str, tuple[list[Record], bool, float]]:
-        """Cached groups by field value: value -> (records, all fresh, oldest age in seconds).
+    ) -> dict[str, tuple[list[Record], bool, float, float]]:
+        """Cached groups by field value: value -> (records, all fresh, oldest age in seconds, seconds
+        the first of them to go stale stays fresh).
 
         A group is there only when its index and every record it names are.
         """
         indexes = await self.cache.lookup([index_key(self.service, resource, field, v) for v in values])
         ids = sorted({record_id for hit in indexes.values() for record_id in hit.value})
         entities = await self.cache.lookup([entity_key(self.service, resource, i) for i in ids])
-        out: dict[str, tuple[list[Record], bool, float]] = {}
+        out: dict[str, tuple[list[Record], bool, float, float]] = {}
         for value in values:
             index = indexes.get(index_key(self.service, resource, field, value))
             if index is None:
@@ -232,7 +251,8 @@ class CacheStage:
                 continue
             fresh = index.fresh and all(hit.fresh for hit in present)
             age = max([index.age_s, *(hit.age_s for hit in present)])
-            out[value] = ([hit.value for hit in present], fresh, age)
+            fresh_s = min([index.fresh_s, *(hit.fresh_s for hit in present)])
+            out[value] = ([hit.value for hit in present], fresh, age, fresh_s)
         return out
 
 

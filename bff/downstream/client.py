@@ -18,6 +18,7 @@ from bff.downstream.bulkhead import Bulkhead
 from bff.downstream.caching import CacheStage
 from bff.downstream.call import Call
 from bff.downstream.errors import map_status, map_transport_error
+from bff.downstream.freshness import UNCACHED_READ
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
@@ -105,7 +106,17 @@ class ServiceClient:
         ``DOWNSTREAM_UNAVAILABLE`` (502/503/504, refused, reset, bulkhead full),
         ``DOWNSTREAM_TIMEOUT`` (timeouts and the operation deadline), ``CIRCUIT_OPEN``,
         ``DOWNSTREAM_ERROR`` (any other error status or a body that is not JSON).
+
+        The answer goes around the entity cache, so the operation's result may not be cached whole
+        (:mod:`bff.downstream.freshness`).
         """
+        call.freshness.spoil(UNCACHED_READ)
+        return await self._request(method, path, call, params, json_body, retry)
+
+    async def _request(
+        self, method: str, path: str, call: Call, params: Params | None, json_body: Any, retry: bool
+    ) -> JSONResponse:
+        """:meth:`request`, for the cache stage too (which notes the freshness itself)."""
         pairs = tuple(params) if params else ()
 
         def attempt() -> Awaitable[JSONResponse]:
@@ -216,7 +227,7 @@ class ServiceClient:
             return await self.request("GET", path, call=call, params=pairs, retry=retry)
 
         def fetch(wanted: Params, may_retry: bool) -> Awaitable[JSONResponse]:
-            return self.request("GET", path, call=call, params=wanted, retry=retry and may_retry)
+            return self._request("GET", path, call, wanted, None, retry and may_retry)
 
         return await self._cache.get(path, pairs, call, fetch)
 

@@ -15,6 +15,7 @@ from bff.limits import Limits, cached_parser, parser_extension, validation_rules
 from bff.masking import MaskUnexpectedErrors, shape_errors
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import OperationPipeline
+from bff.operation.response_cache import ResponseCache
 from bff.operation.schema import OperationSchema
 from bff.operation.validation import validation_cache
 from bff.persisted import PersistedQueries
@@ -43,7 +44,8 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     directly, without Strawberry's per-call wrapper (see :mod:`bff.graph.relations`). With
     ``BFF_FEDERATION`` the schema is a Federation 2 subgraph over the app's entities
     (:mod:`bff.graph.federation`). APQ documents and rate-limit counters live where ``shared``
-    (:mod:`bff.shared`) keeps them; by default in the process.
+    (:mod:`bff.shared`) keeps them; by default in the process. With ``BFF_RESPONSE_CACHE`` whole
+    results of cacheable queries are kept (:mod:`bff.operation.response_cache`).
     """
     limits = Limits.from_settings(settings, app.cost_map)
     rules = validation_rules(limits)
@@ -74,6 +76,7 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     core = graphql_core_schema(schema)
     resolve_directly(core)
     schema.validated = validated
+    schema.responses = ResponseCache.from_settings(settings)
     schema.pipeline = OperationPipeline(
         settings,
         cost_map=app.cost_map,

@@ -30,6 +30,7 @@ from bff.masking import collapse
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
+from bff.operation.response_cache import ResponseCache
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
@@ -43,7 +44,8 @@ OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("bff_operat
 class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
-    ``pipeline`` and ``validated`` (the validation cache, for tests and metrics) are set by
+    ``pipeline``, ``validated`` (the validation cache, for tests and metrics) and ``responses`` (the
+    whole-response cache, :mod:`bff.operation.response_cache`, after admission) are set by
     :func:`bff.graph.schema.build_schema`, ``telemetry`` by :func:`bff.app.create_app`; without a
     pipeline, or for a context that is not a :class:`~bff.context.Context`, operations run as
     Strawberry runs them.
@@ -52,6 +54,7 @@ class OperationSchema(QuietSchema):
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
     telemetry: OperationTelemetry | None = None
+    responses: ResponseCache | None = None
 
     async def execute(
         self,
@@ -73,6 +76,15 @@ class OperationSchema(QuietSchema):
                 if record is not None:
                     record.result(admitted)
                 return admitted
+            cached = None
+            if self.responses is not None and isinstance(context_value, Context):
+                cached = await self.responses.lookup(admitted, operation_name, variable_values, context_value)
+            if isinstance(cached, ExecutionResult):
+                if admitted is not None and self.pipeline is not None:
+                    await self.pipeline.ran(admitted)
+                if record is not None:
+                    record.result(cached)
+                return cached
             result = await super().execute(
                 admitted.query if admitted is not None else query,
                 variable_values,
@@ -85,6 +97,8 @@ class OperationSchema(QuietSchema):
             if admitted is not None and self.pipeline is not None and not _is_request_error(result):
                 await self.pipeline.ran(admitted)
             result = self._shaped(result)
+            if cached is not None:
+                cached.store(result)
             if record is not None:
                 record.result(result)
             return _refused_whole(result)

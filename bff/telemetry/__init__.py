@@ -16,7 +16,7 @@ every seam gets ``None`` and records nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -67,6 +67,18 @@ class Telemetry:
     def cache(self, services: Iterable[str]) -> CacheTelemetry | None:
         """The entity cache storage's observer, or ``None`` without metrics."""
         return CacheTelemetry(self.metrics, services) if self.metrics is not None else None
+
+    def response_cache_size(self) -> Callable[[int, int], None] | None:
+        """What sets the response cache's entries and bytes gauges, or ``None`` without metrics."""
+        metrics = self.metrics
+        if metrics is None:
+            return None
+
+        def observe(entries: int, size_bytes: int) -> None:
+            metrics.response_cache_entries.set(entries)
+            metrics.response_cache_bytes.set(size_bytes)
+
+        return observe
 
     def follow(self, counter: KitCounter) -> None:
         """Export one of the kit's own counters (:meth:`Metrics.follow`), when metrics are on."""

@@ -76,6 +76,7 @@ from prometheus_client.process_collector import ProcessCollector
 from bff.contract import contract_violations_counter
 from bff.counters import Counter as KitCounter
 from bff.operation.deprecations import DeprecationTracker
+from bff.operation.response_cache import response_cache_counters
 
 __all__ = [
     "MAX_LABEL_VALUES",
@@ -260,6 +261,16 @@ class Metrics:
             "Estimated size of the in-process entity cache: its values as compact JSON.",
         )
 
+        # Whole-response cache (bff.operation.response_cache); its counts are kit counters below.
+        self.response_cache_entries = self._gauge(
+            "bff_response_cache_entries",
+            "Results in the in-process whole-response cache (BFF_RESPONSE_CACHE).",
+        )
+        self.response_cache_bytes = self._gauge(
+            "bff_response_cache_bytes",
+            "Estimated size of the whole-response cache: its results as compact JSON, with their keys.",
+        )
+
         # Live: WebSockets, subscriptions, the event bus, webhooks (bff.telemetry.live).
         self.websocket_connections = self._gauge(
             "bff_websocket_connections",
@@ -297,7 +308,7 @@ class Metrics:
         # The kit's own counters (bff.counters), declared from the kit's definitions of them.
         self._kit_counters = {
             spec.name: self._counter(spec.name.removesuffix("_total"), spec.documentation, spec.labels)
-            for spec in (contract_violations_counter(), DeprecationTracker().uses)
+            for spec in (contract_violations_counter(), DeprecationTracker().uses, *response_cache_counters())
         }
 
     def follow(self, counter: KitCounter) -> None:

@@ -31,6 +31,17 @@ def test_per_service_variables_and_overrides() -> None:
     assert settings.port == 8123
 
 
+def test_the_response_cache_is_off_by_default_and_bounded_in_bytes() -> None:
+    """BFF_RESPONSE_CACHE turns the whole-response cache on; BFF_RESPONSE_CACHE_BYTES bounds it (at
+    least 1,024 bytes)."""
+    default = chinook_settings({})
+    assert (default.response_cache, default.response_cache_bytes) == (False, 64_000_000)
+    on = chinook_settings({"BFF_RESPONSE_CACHE": "true", "BFF_RESPONSE_CACHE_BYTES": "2048"})
+    assert (on.response_cache, on.response_cache_bytes) == (True, 2048)
+    with pytest.raises(SettingsError, match=r"^BFF_RESPONSE_CACHE_BYTES"):
+        chinook_settings({"BFF_RESPONSE_CACHE_BYTES": "10"})
+
+
 def test_settings_are_frozen() -> None:
     """Settings cannot be changed after start-up."""
     settings = chinook_settings({})
