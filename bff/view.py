@@ -42,6 +42,7 @@ from strawberry.subscriptions.protocols.graphql_ws import types as legacy_ws
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UnsetType
 
+from bff import json_codec
 from bff.auth import (
     UNAUTHENTICATED,
     AuthenticationFailed,
@@ -443,6 +444,14 @@ class GraphQLView(StrawberryView[Context, None]):
         going_away = WSCloseCode.GOING_AWAY
         closing = [ws.close(code=going_away, message=b"Server shutdown") for ws in self._websockets]
         await asyncio.gather(*closing, return_exceptions=True)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A WebSocket or SSE message's JSON (:func:`bff.json_codec.loads`)."""
+        return json_codec.loads(data)
+
+    def encode_json(self, data: object) -> str:
+        """A WebSocket or SSE message as JSON text (:func:`bff.json_codec.dumps_text`)."""
+        return json_codec.dumps_text(data)
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         """Build the context of one operation, with fresh DataLoaders."""

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bff import json_codec
 from bff.cache import EntityCache
 from bff.contract import contract_violations_counter
 from bff.downstream.breaker import CircuitBreaker
@@ -184,7 +185,7 @@ class ServiceClient:
         if error is not None:
             raise error
         try:
-            body = response.json() if response.content else None
+            body = json_codec.loads(response.content) if response.content else None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DownstreamError(
                 f"{self.name} service answered {method} {path} with a body that is not JSON",
