@@ -292,11 +292,8 @@ def json_response(
     payload: Mapping[str, Any], *, status: int, media_type: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """A UTF-8 JSON response of ``media_type`` (:func:`bff.json_codec.dumps`)."""
-    body = json_codec.dumps(payload)
-    response = web.Response(body=body, status=status, headers=headers)
-    response.content_type = media_type
-    response.charset = "utf-8"
-    return response
+    response_headers = {**(headers or {}), hdrs.CONTENT_TYPE: f"{media_type}; charset=utf-8"}
+    return web.Response(body=json_codec.dumps(payload), status=status, headers=response_headers)
 
 
 def error_response(

@@ -27,9 +27,9 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
@@ -393,6 +393,13 @@ class GraphQLView(StrawberryView[Context, None]):
                 return refused_response(refused)
             return await super().__call__(request)
         return await self.endpoint.handle(request)
+
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        """Whether ``request`` asks for a WebSocket; one without ``Upgrade: websocket`` is answered
+        here, since aiohttp's check builds a response and raises an exception to say no."""
+        if request.headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
+            return False
+        return super().is_websocket_request(request)
 
     async def _check_stream_request(self, request: web.Request) -> None:
         """The HTTP transport's checks for an SSE request; raises :class:`RequestRefused`."""
