@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -22,6 +21,7 @@ from bff.downstream.errors import map_status, map_transport_error
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
+from bff.downstream.urls import absolute_url, query_string
 from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
 from bff.telemetry.downstream import ServiceTelemetry
@@ -82,7 +82,7 @@ class ServiceClient:
 
     def url_length(self, path: str, params: Params) -> int:
         """Length in bytes of the full URL a GET of ``path`` with ``params`` would use."""
-        query = urlencode(list(params))
+        query = query_string(params)
         return len(self.base_url.encode()) + len(path.encode()) + (1 + len(query) if query else 0)
 
     async def request(
@@ -160,11 +160,7 @@ class ServiceClient:
                 headers.append(("traceparent", exchange.traceparent))
             try:
                 response = await self._http.request(
-                    method,
-                    path,
-                    params=list(params) if params else None,
-                    json=json_body,
-                    headers=headers,
+                    method, absolute_url(self.base_url, path, params), json=json_body, headers=headers
                 )
             except BaseException as exc:
                 if exchange is not None:
