@@ -21,6 +21,7 @@ from bff.downstream.errors import map_status, map_transport_error
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
+from bff.downstream.transport import AiohttpTransport
 from bff.downstream.urls import absolute_url, query_string
 from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
@@ -38,8 +39,8 @@ class ServiceClient:
 
     Owns the service's connection pool, circuit breaker, bulkhead and in-flight table, all shared
     by every operation of the app; ``cache`` is the app's entity cache (``None``: GETs are never
-    cached). ``transport`` replaces the network (``httpx.MockTransport`` in unit tests).
-    ``telemetry`` records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is
+    cached). Requests go through aiohttp's pool (:class:`~bff.downstream.transport.AiohttpTransport`);
+    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). ``telemetry`` records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is
     recorded). Call :meth:`aclose` once (the app's cleanup context does).
     """
 
@@ -57,14 +58,15 @@ class ServiceClient:
         self.settings = settings
         self.base_url = settings.base_url
         read_s = settings.read_timeout_ms / 1000
+        limits = httpx.Limits(
+            max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_s, connect=settings.connect_timeout_ms / 1000),
-            limits=httpx.Limits(
-                max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size
-            ),
+            limits=limits,
             headers={"Accept": "application/json"},
-            transport=transport,
+            transport=transport if transport is not None else AiohttpTransport(limits=limits),
         )
         self._inflight: InFlight[JSONResponse] = InFlight(on_shared=telemetry.shared if telemetry else None)
         self._bulkhead = Bulkhead(
