@@ -40,8 +40,9 @@ class ServiceClient:
     Owns the service's connection pool, circuit breaker, bulkhead and in-flight table, all shared
     by every operation of the app; ``cache`` is the app's entity cache (``None``: GETs are never
     cached). Requests go through aiohttp's pool (:class:`~bff.downstream.transport.AiohttpTransport`);
-    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). ``telemetry`` records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is
-    recorded). Call :meth:`aclose` once (the app's cleanup context does).
+    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). ``telemetry``
+    records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is recorded). Call
+    :meth:`aclose` once (the app's cleanup context does).
     """
 
     def __init__(

@@ -92,10 +92,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 content = await answer.read()
                 return httpx.Response(
                     answer.status,
-                    headers=[
-                        (name.decode("latin-1"), value.decode("latin-1"))
-                        for name, value in answer.raw_headers
-                    ],
+                    headers=list(answer.raw_headers),
                     stream=httpx.ByteStream(content),
                     request=request,
                     extensions={"http_version": b"HTTP/1.1", "reason_phrase": (answer.reason or "").encode()},
