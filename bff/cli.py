@@ -45,6 +45,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from bff import event_loop
 from bff.app import create_app
 from bff.application import App, AppLoadError, DemoServices, WebhookSender, load_app
 from bff.connections import runner_args
@@ -331,10 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "demo-services":
-            asyncio.run(_demo_services(app, free_ports=args.free_ports))
+            event_loop.run(_demo_services(app, free_ports=args.free_ports), settings.event_loop)
         else:
             reuse_port = bool(getattr(args, "reuse_port", False))
-            asyncio.run(_serve(settings, app, with_demo=args.command == "demo", reuse_port=reuse_port))
+            serving = _serve(settings, app, with_demo=args.command == "demo", reuse_port=reuse_port)
+            event_loop.run(serving, settings.event_loop)
     except SettingsError as exc:
         print(f"bff: bad setting: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS

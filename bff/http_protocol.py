@@ -20,7 +20,6 @@ Refusals before GraphQL runs are :class:`RequestRefused` and answer with the sam
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from bff import json_codec
 from bff.telemetry.access import note_error_code
 
 __all__ = [
@@ -194,7 +194,7 @@ def _bad(message: str) -> RequestRefused:
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text)
+        return json_codec.loads(text)
     except (ValueError, RecursionError):
         raise _bad(f"The {what} is not valid JSON.") from None
 
@@ -291,12 +291,9 @@ def result_payload(result: ExecutionResult) -> dict[str, Any]:
 def json_response(
     payload: Mapping[str, Any], *, status: int, media_type: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    """A UTF-8 JSON response of ``media_type``."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-    response = web.Response(body=body, status=status, headers=headers)
-    response.content_type = media_type
-    response.charset = "utf-8"
-    return response
+    """A UTF-8 JSON response of ``media_type`` (:func:`bff.json_codec.dumps`)."""
+    response_headers = {**(headers or {}), hdrs.CONTENT_TYPE: f"{media_type}; charset=utf-8"}
+    return web.Response(body=json_codec.dumps(payload), status=status, headers=response_headers)
 
 
 def error_response(

@@ -62,6 +62,18 @@ class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE)
 
+    def on_operation(self) -> Iterator[None]:
+        """Mask the operation's errors once it has run, as ``MaskErrors`` does; a result without
+        errors skips its check, a ``runtime_checkable`` protocol's ``isinstance`` (about 10 us on
+        Python 3.11, several percent of a small request)."""
+        masking = super().on_operation()
+        next(masking)
+        yield
+        result = self.execution_context.result
+        initial = getattr(result, "initial_result", None)
+        if getattr(result, "errors", None) or getattr(initial, "errors", None):
+            next(masking, None)
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """Return the masked error, keeping the path and locations."""
         context = self.execution_context.context

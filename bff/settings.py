@@ -302,6 +302,10 @@ class Settings(BaseModel):
     webhook_claim_idle_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 10_000
     """With Redis: an accepted webhook taken by a worker that has not published it within this time (its
     process died) is taken over by another instance's worker (``BFF_WEBHOOK_CLAIM_IDLE_MS``)."""
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """The event loop ``bff serve`` runs on (``BFF_EVENT_LOOP``): ``uvloop`` (faster sockets and
+    callbacks; the standard library's loop where uvloop is not installed, as on Windows) or
+    ``asyncio``. Workers (``--workers``) each run the same."""
     workers: Annotated[int, Field(ge=1, le=256)] = 1
     """Processes ``bff serve`` runs on one port (``BFF_WORKERS``; ``--workers`` wins). More than 1 needs
     ``BFF_REDIS_URL``, since workers share state only through Redis."""

@@ -27,9 +27,9 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
@@ -42,6 +42,7 @@ from strawberry.subscriptions.protocols.graphql_ws import types as legacy_ws
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UnsetType
 
+from bff import json_codec
 from bff.auth import (
     UNAUTHENTICATED,
     AuthenticationFailed,
@@ -393,6 +394,13 @@ class GraphQLView(StrawberryView[Context, None]):
             return await super().__call__(request)
         return await self.endpoint.handle(request)
 
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        """Whether ``request`` asks for a WebSocket; one without ``Upgrade: websocket`` is answered
+        here, since aiohttp's check builds a response and raises an exception to say no."""
+        if request.headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
+            return False
+        return super().is_websocket_request(request)
+
     async def _check_stream_request(self, request: web.Request) -> None:
         """The HTTP transport's checks for an SSE request; raises :class:`RequestRefused`."""
         self.endpoint.check_csrf(request)
@@ -443,6 +451,14 @@ class GraphQLView(StrawberryView[Context, None]):
         going_away = WSCloseCode.GOING_AWAY
         closing = [ws.close(code=going_away, message=b"Server shutdown") for ws in self._websockets]
         await asyncio.gather(*closing, return_exceptions=True)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A WebSocket or SSE message's JSON (:func:`bff.json_codec.loads`)."""
+        return json_codec.loads(data)
+
+    def encode_json(self, data: object) -> str:
+        """A WebSocket or SSE message as JSON text (:func:`bff.json_codec.dumps_text`)."""
+        return json_codec.dumps_text(data)
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         """Build the context of one operation, with fresh DataLoaders."""

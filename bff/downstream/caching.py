@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -34,6 +33,7 @@ from bff.cache import EntityCache, Hit, answer_key, entity_key, index_key, lifet
 from bff.downstream.call import Call
 from bff.downstream.freshness import STALE, UNCACHED_READ
 from bff.downstream.response import JSONResponse, Params, StaleMark
+from bff.downstream.urls import query_string
 from bff.errors import DownstreamError, NotFound
 from bff.settings import ServiceSettings
 from bff.telemetry.downstream import ServiceTelemetry
@@ -111,7 +111,7 @@ class CacheStage:
         self, resource: str, path: str, params: Params, call: Call, fetch: Fetch
     ) -> JSONResponse:
         version = await self.cache.version(self.service, resource)
-        url = f"{path}?{urlencode(list(params))}" if params else path
+        url = f"{path}?{query_string(params)}" if params else path
         key = answer_key(self.service, resource, version, url)
         hit = (await self.cache.lookup([key])).get(key)
         telemetry = self._telemetry

@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
+from bff import json_codec
 from bff.cache import EntityCache
 from bff.contract import contract_violations_counter
 from bff.downstream.breaker import CircuitBreaker
@@ -22,6 +22,8 @@ from bff.downstream.freshness import UNCACHED_READ
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
+from bff.downstream.transport import AiohttpTransport
+from bff.downstream.urls import absolute_url, query_string
 from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
 from bff.telemetry.downstream import ServiceTelemetry
@@ -38,9 +40,10 @@ class ServiceClient:
 
     Owns the service's connection pool, circuit breaker, bulkhead and in-flight table, all shared
     by every operation of the app; ``cache`` is the app's entity cache (``None``: GETs are never
-    cached). ``transport`` replaces the network (``httpx.MockTransport`` in unit tests).
-    ``telemetry`` records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is
-    recorded). Call :meth:`aclose` once (the app's cleanup context does).
+    cached). Requests go through aiohttp's pool (:class:`~bff.downstream.transport.AiohttpTransport`);
+    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests). ``telemetry``
+    records each stage (:mod:`bff.telemetry.downstream`; ``None``: nothing is recorded). Call
+    :meth:`aclose` once (the app's cleanup context does).
     """
 
     def __init__(
@@ -57,14 +60,15 @@ class ServiceClient:
         self.settings = settings
         self.base_url = settings.base_url
         read_s = settings.read_timeout_ms / 1000
+        limits = httpx.Limits(
+            max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_s, connect=settings.connect_timeout_ms / 1000),
-            limits=httpx.Limits(
-                max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size
-            ),
+            limits=limits,
             headers={"Accept": "application/json"},
-            transport=transport,
+            transport=transport if transport is not None else AiohttpTransport(limits=limits),
         )
         self._inflight: InFlight[JSONResponse] = InFlight(on_shared=telemetry.shared if telemetry else None)
         self._bulkhead = Bulkhead(
@@ -82,7 +86,7 @@ class ServiceClient:
 
     def url_length(self, path: str, params: Params) -> int:
         """Length in bytes of the full URL a GET of ``path`` with ``params`` would use."""
-        query = urlencode(list(params))
+        query = query_string(params)
         return len(self.base_url.encode()) + len(path.encode()) + (1 + len(query) if query else 0)
 
     async def request(
@@ -170,11 +174,7 @@ class ServiceClient:
                 headers.append(("traceparent", exchange.traceparent))
             try:
                 response = await self._http.request(
-                    method,
-                    path,
-                    params=list(params) if params else None,
-                    json=json_body,
-                    headers=headers,
+                    method, absolute_url(self.base_url, path, params), json=json_body, headers=headers
                 )
             except BaseException as exc:
                 if exchange is not None:
@@ -195,7 +195,7 @@ class ServiceClient:
         if error is not None:
             raise error
         try:
-            body = response.json() if response.content else None
+            body = json_codec.loads(response.content) if response.content else None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DownstreamError(
                 f"{self.name} service answered {method} {path} with a body that is not JSON",

@@ -41,6 +41,8 @@ from typing import Any, Final, Literal, TextIO
 import structlog
 from opentelemetry import trace
 
+from bff import json_codec
+
 __all__ = ["ACCESS_LOGGER", "DOWNSTREAM_LOGGER", "REDACTED", "add_trace_ids", "configure_logging", "redact"]
 
 ACCESS_LOGGER: Final = "bff.access"
@@ -104,9 +106,17 @@ def redact(_logger: Any, _method: str, event: EventDict) -> EventDict:
     for key, value in event.items():
         if _secret_key(key) and key != "event":
             event[key] = REDACTED
-        elif isinstance(value, str | list | tuple | dict):  # numbers, booleans and None hold no secret
+        elif type(value) is str:  # the common case, without a call per field
+            if _maybe_secret(value):
+                event[key] = _SECRET_TEXT.sub(REDACTED, value)
+        elif value and isinstance(value, str | list | tuple | dict):  # numbers, booleans, None: no secret
             event[key] = _scrub(value)
     return event
+
+
+def _json_line(event: EventDict, **_options: Any) -> str:
+    """One event as a JSON line (:func:`bff.json_codec.dumps`; objects JSON cannot hold as ``str``)."""
+    return json_codec.dumps_text(event)
 
 
 def _processors() -> list[Any]:
@@ -125,7 +135,7 @@ def formatter(log_format: Literal["json", "console"], *, colors: bool = False) -
     """The formatter of ``log_format``: JSON lines, or console text."""
     renderer: Any
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
         tail: list[Any] = [structlog.processors.format_exc_info]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=colors)

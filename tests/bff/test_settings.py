@@ -56,6 +56,7 @@ def test_settings_are_frozen() -> None:
         ({"BFF_SERVICE_SALES_READ_TIMEOUT_MS": "-5"}, "BFF_SERVICE_SALES_READ_TIMEOUT_MS"),
         ({"BFF_PORT": "eighty"}, "BFF_PORT"),
         ({"BFF_PROT": "80"}, "BFF_PROT"),
+        ({"BFF_EVENT_LOOP": "trio"}, "BFF_EVENT_LOOP"),
         ({"BFF_SERVICE_BILLING_URL": "http://x"}, "BFF_SERVICE_BILLING_URL"),
     ],
 )

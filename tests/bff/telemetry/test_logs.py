@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import pathlib
 from collections.abc import Iterator
 
 import pytest
@@ -39,6 +40,17 @@ def test_lines_are_json_with_the_request_id_bound_in_context(log_stream: io.Stri
     assert line["duration_ms"] == 1.5
     assert "timestamp" in line
     assert "message" not in line
+
+
+def test_json_lines_keep_any_text_and_write_other_objects_as_text(log_stream: io.StringIO) -> None:
+    """Non-ASCII text comes out as itself, big integers exactly, and a value JSON cannot hold (a
+    path, a set) as its ``str``, so no field stops a line from being written."""
+    fields = {"title": "Café ☕", "big": 2**70, "where": pathlib.PurePosixPath("/tmp/x"), "codes": {"A"}}
+    logging.getLogger("bff.test").info("fields", extra=fields)
+    [raw] = log_stream.getvalue().splitlines()
+    assert "Café ☕" in raw
+    line = json.loads(raw)
+    assert (line["title"], line["big"], line["where"], line["codes"]) == ("Café ☕", 2**70, "/tmp/x", "{'A'}")
 
 
 def test_lines_carry_the_current_spans_trace_id(log_stream: io.StringIO) -> None:

@@ -1,0 +1,110 @@
+"""``AiohttpTransport``: httpx's client API over aiohttp's HTTP/1.1 connection pool.
+
+httpx stays the API every downstream call is written against (requests, responses, errors, and the
+``transport=`` seam tests use), but its default transport (httpcore, h11 and anyio in Python)
+costs about 1 ms of CPU per request here, several times aiohttp's client, whose parser is C and
+whose keep-alive pool hands out a connection without polling every idle one. This transport sends
+the request httpx built through one ``aiohttp.ClientSession`` and gives httpx the whole answer.
+
+aiohttp's failures become httpx's, as httpcore's would (one table, :data:`_ERRORS`), so the
+pipeline's error mapping and retries see what they saw before: timeouts as ``httpx.TimeoutException``,
+refused connections as ``httpx.ConnectError``, a connection the server closed or reset as
+``httpx.RemoteProtocolError`` or ``httpx.ReadError``. Redirects are not followed (httpx decides) and
+bodies are passed on still encoded (httpx decodes them). HTTPS is verified against the system's
+certificates (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured), where httpx's transport used certifi's.
+Requests to a proxy from ``HTTP(S)_PROXY`` still go through httpx's own proxy transport.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp
+import httpx
+from yarl import URL
+
+__all__ = ["AiohttpTransport"]
+
+_ERRORS: Final[tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (TimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
+    (aiohttp.ClientError, httpx.ReadError),
+    (OSError, httpx.ReadError),
+)
+"""aiohttp's failure -> httpx's, first match wins (subclasses before their bases)."""
+
+_MANAGED_HEADERS: Final = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
+"""Headers aiohttp writes itself from the URL, the body and its keep-alive pool."""
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport sending through aiohttp; ``limits`` bounds its pool as httpx's would
+    (``max_connections`` in all, idle ones closed after ``keepalive_expiry`` seconds).
+
+    The session is made on the first request (aiohttp binds it to the running loop); call
+    :meth:`aclose` once (``httpx.AsyncClient.aclose`` does).
+    """
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=self._limits.keepalive_expiry or 0.0,
+        )
+        # httpx keeps cookies as it does over its own transport; aiohttp adds no jar of its own.
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+        )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read the whole answer; raises ``httpx.TransportError`` subclasses."""
+        session = self._session or self._open()
+        timeout = request.extensions.get("timeout", {})
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name.lower() not in _MANAGED_HEADERS
+        ]
+        body = await request.aread()
+        try:
+            async with session.request(
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            ) as answer:
+                content = await answer.read()
+                return httpx.Response(
+                    answer.status,
+                    headers=list(answer.raw_headers),
+                    stream=httpx.ByteStream(content),
+                    request=request,
+                    extensions={"http_version": b"HTTP/1.1", "reason_phrase": (answer.reason or "").encode()},
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            for failure, mapped in _ERRORS:
+                if isinstance(exc, failure):
+                    raise mapped(str(exc) or type(exc).__name__, request=request) from exc
+            raise  # pragma: no cover - every caught type is in the table
+
+    async def aclose(self) -> None:
+        """Close the pool's connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
