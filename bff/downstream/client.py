@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -68,6 +69,8 @@ class ServiceClient:
             timeout=httpx.Timeout(read_s, connect=settings.connect_timeout_ms / 1000),
             limits=limits,
             headers={"Accept": "application/json"},
+            # One client serves every user: a cookie one user's call got must not ride on another's.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             transport=transport if transport is not None else AiohttpTransport(limits=limits),
         )
         self._inflight: InFlight[JSONResponse] = InFlight(on_shared=telemetry.shared if telemetry else None)

@@ -98,6 +98,22 @@ async def test_body_that_is_not_json_is_a_downstream_error() -> None:
     assert caught.value.extensions["code"] == "DOWNSTREAM_ERROR"
 
 
+async def test_cookies_a_service_sets_are_never_sent_back() -> None:
+    """The client is shared by every user's operations: a ``Set-Cookie`` answered to one call must
+    not ride on the next (another user's) call to the service."""
+    cookies: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookies.append(request.headers.get("Cookie"))
+        return httpx.Response(200, json={}, headers={"Set-Cookie": "session=alice; Path=/"})
+
+    client = client_for(httpx.MockTransport(handler))
+    await client.get("/customers/1", call=Call("first"))
+    await client.get("/customers/2", call=Call("second"))
+    await client.aclose()
+    assert cookies == [None, None]
+
+
 def test_parse_retry_after_seconds_and_http_date() -> None:
     """Retry-After is read as delay-seconds or as an HTTP-date (RFC 9110 section 10.2.3)."""
     assert parse_retry_after("3") == 3.0

@@ -73,7 +73,8 @@ def _client(base: str, timeout: float = 5.0) -> httpx.AsyncClient:
 
 async def test_requests_and_answers_go_through_unchanged(server: str) -> None:
     """Method, query, headers and JSON body reach the server; status, headers and body come back;
-    cookies are httpx's business alone (aiohttp adds no jar of its own)."""
+    cookies are the httpx client's business alone (aiohttp adds no jar of its own: a plain client
+    keeps them, bff's ServiceClient refuses them, tests/bff/test_client.py)."""
     async with _client(server) as client:
         first = await client.post("/echo?id=1&id=2", json={"a": "é"}, headers={"X-Request-Id": "r-1"})
         second = await client.get("/echo")
