@@ -1,8 +1,11 @@
 """Subscriptions under load: delivery latency p50/p99 and memory per idle WebSocket connection.
 
-Run ``python bench/subscriptions.py [--subscribers N] [--events E] [--interval-ms MS]`` from the
-repository root. It starts one ``bff serve`` child process on 127.0.0.1 (no downstream service is
-needed: the subscription selects only fields of the event) and drives it from this process:
+Run ``python bench/subscriptions.py [--subscribers N] [--events E] [--interval-ms MS | --rate R]
+[--baseline DIR]`` from the repository root. ``--rate`` is the wanted deliveries per second (events per
+second times subscribers): ``--subscribers 1000 --rate 2000`` publishes one event every 500 ms.
+``--baseline DIR`` serves the bff of another checkout (e.g. the base commit) instead of this one. It
+starts one ``bff serve`` child process on 127.0.0.1 (no downstream service is needed: the
+subscription selects only fields of the event) and drives it from this process:
 
 1. memory: the BFF's resident set size (RSS) before and after ``--subscribers`` idle connections
    (``connection_init`` acknowledged), and again once each has one ``paymentUpdated`` subscription;
@@ -14,7 +17,8 @@ needed: the subscription selects only fields of the event) and drives it from th
    them, as deliveries per second.
 
 Latency spans the whole path: webhook verification, idempotency claim, the worker, the event bus,
-one GraphQL execution per subscriber, the WebSocket write and this process reading it. The machine
+the GraphQL execution (one per event since subscribers with the same document, variables and
+principal share it; before, one per subscriber), the WebSocket write and this process reading it. The machine
 is shared by the BFF and this load generator, so read the figures as an order of magnitude. Results
 go to ``bench/results/subscriptions-<UTC timestamp>.json``.
 """
@@ -50,6 +54,8 @@ SUBSCRIPTION: Final = {"query": "subscription { paymentUpdated { id status } }"}
 CONNECT_CONCURRENCY: Final = 50
 START_TIMEOUT_S: Final = 30.0
 PHASE_TIMEOUT_S: Final = 300.0
+CONNECTION_HEADROOM: Final = 64
+"""Connections from this address beyond the subscribers' (the webhook client's)."""
 SETTLE_S: Final = 1.0
 """Pause before reading RSS, so allocations of the last connections have settled."""
 
@@ -74,12 +80,23 @@ class Subscriber:
                 self.changed.set()
 
 
-async def start_bff() -> tuple[asyncio.subprocess.Process, str]:
-    """``bff serve --port 0`` with the webhook secret; returns the process and its base URL."""
+async def start_bff(subscribers: int, checkout: Path | None) -> tuple[asyncio.subprocess.Process, str]:
+    """``bff serve --port 0`` with the webhook secret, allowing ``subscribers`` connections from this
+    one address, from ``checkout`` (default: this one); returns the process and its base URL."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("BFF_")}
-    env.update(BFF_WEBHOOK_SECRETS=SECRET, BFF_LOG_LEVEL="WARNING")
+    env.update(
+        BFF_WEBHOOK_SECRETS=SECRET,
+        BFF_LOG_LEVEL="WARNING",
+        BFF_MAX_REQUESTS_PER_CLIENT=str(subscribers + CONNECTION_HEADROOM),
+    )
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bff.cli", "serve", "--port", "0", env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        *("-m", "bff.cli", "serve", "--port", "0"),
+        env=env,
+        cwd=checkout,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     try:
@@ -146,8 +163,12 @@ async def wait_for(subscribers: list[Subscriber], charge_ids: range) -> None:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     """Run the three phases against a fresh BFF process; returns the figures."""
-    process, base_url = await start_bff()
-    results: dict[str, Any] = {"subscribers": args.subscribers, "events": args.events}
+    process, base_url = await start_bff(args.subscribers, args.baseline)
+    results: dict[str, Any] = {
+        "subscribers": args.subscribers,
+        "events": args.events,
+        "baseline": str(args.baseline) if args.baseline else None,
+    }
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with (
@@ -202,6 +223,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             latencies = [(s.arrivals[i] - sent[i]) * 1000 for s in subscribers for i in spaced]
             results["latency_ms"] = {
                 "interval_ms": args.interval_ms,
+                "deliveries_per_s": round(args.subscribers * 1000 / args.interval_ms),
                 "deliveries": len(latencies),
                 "p50": round(statistics.median(latencies), 2),
                 "p90": round(percentile(latencies, 0.90), 2),
@@ -234,10 +256,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--subscribers", type=int, default=1_000, help="WebSocket clients (default 1000)")
     parser.add_argument("--events", type=int, default=100, help="events per phase (default 100)")
-    parser.add_argument(
+    spacing = parser.add_mutually_exclusive_group()
+    spacing.add_argument(
         "--interval-ms", type=float, default=500.0, help="spacing of latency events (default 500)"
     )
-    return parser.parse_args(argv)
+    spacing.add_argument(
+        "--rate", type=float, help="deliveries per second in the latency phase (sets --interval-ms)"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="a bff checkout to serve instead of this one, e.g. the base commit"
+    )
+    args = parser.parse_args(argv)
+    if args.rate is not None:
+        args.interval_ms = 1000 * args.subscribers / args.rate
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "bff" / "cli.py").is_file():
+            parser.error(f"--baseline {args.baseline} holds no bff checkout")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
