@@ -159,6 +159,11 @@ def create_app(
     schema.telemetry = telemetry.operations if telemetry.on else None
     if schema.pipeline is not None:
         telemetry.follow(schema.pipeline.deprecations.uses)
+    groups = schema.groups
+    if groups is not None:
+        telemetry.follow(groups.executions)
+        telemetry.follow(groups.deliveries)
+        app.on_shutdown.append(lambda _app: groups.aclose())
     view = GraphQLView(
         schema=schema,
         settings=settings,
