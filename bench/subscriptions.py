@@ -12,7 +12,9 @@ subscription selects only fields of the event) and drives it from this process:
    the differences divided by N are the memory per idle connection and per idle subscription;
 2. latency: ``--events`` signed ``charge.succeeded`` webhooks, one every ``--interval-ms``; for every
    (event, subscriber) pair, the time from just before the webhook POST to the subscriber receiving
-   the event: p50, p90, p99 and max in ms, over N x E deliveries (none may be lost);
+   the event: p50, p90, p99 and max in ms, over N x E deliveries (none may be lost); and the CPU
+   time the BFF and this load generator spent per delivery meanwhile (the machine is shared: CPU
+   time is what another process's load does not change);
 3. burst: ``--events`` more webhooks sent back to back; the time until every subscriber has all of
    them, as deliveries per second.
 
@@ -126,6 +128,12 @@ def rss_mib(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def percentile(values: list[float], share: float) -> float:
     """The ``share`` (0..1) percentile by nearest rank."""
     ordered = sorted(values)
@@ -214,6 +222,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 warm_up += 1
                 await asyncio.sleep(0.2)
 
+            bff_cpu, own_cpu = cpu_s(process.pid), cpu_s(os.getpid())
             sent: dict[int, float] = {}
             spaced = range(1, args.events + 1)
             for charge_id in spaced:
@@ -229,6 +238,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "p90": round(percentile(latencies, 0.90), 2),
                 "p99": round(percentile(latencies, 0.99), 2),
                 "max": round(max(latencies), 2),
+                "bff_cpu_us_per_delivery": round((cpu_s(process.pid) - bff_cpu) * 1e6 / len(latencies), 1),
+                "client_cpu_us_per_delivery": round((cpu_s(os.getpid()) - own_cpu) * 1e6 / len(latencies), 1),
             }
 
             burst = range(args.events + 1, 2 * args.events + 1)

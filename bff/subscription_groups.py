@@ -35,7 +35,8 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Any
+from json.encoder import encode_basestring_ascii
+from typing import Any, Final
 
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
@@ -46,7 +47,7 @@ from bff.events import Event, EventBus, OverflowCallback, SubscriberOverflow, Su
 from bff.subscriptions import SubscriberTooSlow, close_slow
 from bff.telemetry.live import MeteredEventBus
 
-__all__ = ["GroupKey", "Start", "SubscriptionGroups", "group_key", "sharing_counters"]
+__all__ = ["EncodedData", "GroupKey", "Start", "SubscriptionGroups", "group_key", "sharing_counters"]
 
 logger = logging.getLogger("bff.subscriptions")
 
@@ -132,7 +133,7 @@ class SubscriptionGroups:
         group = self._join(key, context, start, member)
         try:
             async for result in member.queue.events():
-                yield copy.copy(result)
+                yield _own_copy(result)
             if group.error is not None:
                 raise group.error
         except SubscriberOverflow as exc:
@@ -285,8 +286,51 @@ class _GroupBus:
         await self._bus.aclose()
 
 
+def _own_copy(result: Any) -> Any:
+    """A shallow copy of a result (``copy.copy`` goes through ``__reduce_ex__``: several times slower)."""
+    if not hasattr(result, "__dict__"):
+        return copy.copy(result)
+    clone = object.__new__(type(result))
+    clone.__dict__.update(result.__dict__)
+    return clone
+
+
 def _too_slow(exc: SubscriberOverflow) -> ExecutionResult:
     error = SubscriberTooSlow(str(exc), queueSize=exc.queue_size)
     return ExecutionResult(
         data=None, errors=[GraphQLError(error.message, original_error=error, extensions=error.extensions)]
     )
+
+
+_RESULT_FRAMES: Final = frozenset({"next", "data"})
+"""Message types that carry a result: graphql-transport-ws ``next``, legacy graphql-ws ``data``."""
+
+
+class EncodedData:
+    """The JSON of the last result data a transport encoded, so the result a group hands to all its
+    members is encoded once rather than once per member (the one WebSocket adapter of a view keeps
+    one: members receive a result one after another)."""
+
+    __slots__ = ("_data", "_text")
+
+    def __init__(self) -> None:
+        self._data: object = None
+        self._text = ""
+
+    def frame(self, message: Mapping[str, object], encode: Callable[[object], str | bytes]) -> str | None:
+        """``message`` as JSON text when it is a result frame whose payload is only ``data`` (no
+        errors, no extensions such as a trace id), with ``data`` encoded by ``encode`` unless it is
+        the very object encoded last; ``None`` for any other message."""
+        kind, ident, payload = message.get("type"), message.get("id"), message.get("payload")
+        if kind not in _RESULT_FRAMES or not isinstance(ident, str) or len(message) != 3:
+            return None
+        if not isinstance(payload, dict) or len(payload) != 1:
+            return None
+        data = payload.get("data")
+        if data is None:
+            return None
+        if data is not self._data:
+            encoded = encode(data)
+            self._text = encoded.decode() if isinstance(encoded, bytes) else encoded
+            self._data = data
+        return f'{{"id":{encode_basestring_ascii(ident)},"type":"{kind}","payload":{{"data":{self._text}}}}}'

@@ -130,7 +130,7 @@ class OperationSchema(QuietSchema):
         stream = super().stream
 
         async def start(context: Any) -> Any:
-            return await stream(
+            results = await stream(
                 query,
                 variable_values=variable_values,
                 context_value=context,
@@ -139,6 +139,8 @@ class OperationSchema(QuietSchema):
                 operation_extensions=extensions,
                 allowed_operation_types=allowed_operation_types,
             )
+            parsed = parse_errors_as_results(results, str(getattr(context, "request_id", "-")))
+            return self._shaped_stream(parsed)
 
         try:
             groups = self.groups
@@ -149,16 +151,14 @@ class OperationSchema(QuietSchema):
                 and _is_subscription(admitted)
             ):
                 key = group_key(query, operation_name, variable_values, extensions, context_value)
-                results = groups.stream(key, context_value, start)
+                shaped = groups.stream(key, context_value, start)  # a group shapes once for all
             else:
-                results = await start(context_value)
+                shaped = await start(context_value)
         except Exception as exc:
             if record is not None:
                 record.failed(exc)
                 record.finish()
             raise
-        parsed = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
-        shaped = self._shaped_stream(parsed)
         return record.stream(shaped) if record is not None else shaped
 
     def _shaped(self, result: ExecutionResult) -> ExecutionResult:
