@@ -37,14 +37,14 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
 import psutil
+from _raw_ws import RawSubscriber, open_subscriber
 from standardwebhooks.webhooks import Webhook
 
 from bff_chinook.demo.payments import signed_headers
@@ -53,6 +53,8 @@ BENCH_DIR: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = BENCH_DIR / "results"
 SECRET: Final = "whsec_" + base64.b64encode(b"bench: subscriptions secret 32 B").decode()
 SUBSCRIPTION: Final = {"query": "subscription { paymentUpdated { id status } }"}
+MARKER: Final = b'"paymentUpdated":'
+"""What a result frame of the subscription carries before its charge id."""
 CONNECT_CONCURRENCY: Final = 50
 START_TIMEOUT_S: Final = 30.0
 PHASE_TIMEOUT_S: Final = 300.0
@@ -60,26 +62,6 @@ CONNECTION_HEADROOM: Final = 64
 """Connections from this address beyond the subscribers' (the webhook client's)."""
 SETTLE_S: Final = 1.0
 """Pause before reading RSS, so allocations of the last connections have settled."""
-
-
-@dataclass
-class Subscriber:
-    """One WebSocket client: its socket and when each event (by charge id) arrived."""
-
-    ws: aiohttp.ClientWebSocketResponse
-    arrivals: dict[int, float] = field(default_factory=dict)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def listen(self) -> None:
-        """Record the arrival time of every event until the socket closes."""
-        async for message in self.ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                break
-            frame = json.loads(message.data)
-            if frame.get("type") == "next":
-                charge_id = int(frame["payload"]["data"]["paymentUpdated"]["id"])
-                self.arrivals.setdefault(charge_id, time.monotonic())
-                self.changed.set()
 
 
 async def start_bff(subscribers: int, checkout: Path | None) -> tuple[asyncio.subprocess.Process, str]:
@@ -160,7 +142,7 @@ class Publisher:
         return sent
 
 
-async def wait_for(subscribers: list[Subscriber], charge_ids: range) -> None:
+async def wait_for(subscribers: list[RawSubscriber], charge_ids: range) -> None:
     """Wait until every subscriber has every one of ``charge_ids``."""
     async with asyncio.timeout(PHASE_TIMEOUT_S):
         for subscriber in subscribers:
@@ -178,32 +160,29 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "baseline": str(args.baseline) if args.baseline else None,
     }
     try:
-        connector = aiohttp.TCPConnector(limit=0)
-        async with (
-            aiohttp.ClientSession(connector=connector) as session,
-            httpx.AsyncClient(timeout=30) as http,
-        ):
+        async with httpx.AsyncClient(timeout=30) as http:
             await asyncio.sleep(SETTLE_S)
             baseline = rss_mib(process.pid)
             gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-            ws_url = base_url.replace("http://", "ws://", 1) + "/graphql"
+            address = urlsplit(base_url)
+            host, port = address.hostname, address.port
+            assert host is not None
+            assert port is not None
 
-            async def connect() -> aiohttp.ClientWebSocketResponse:
-                async with gate:
-                    ws = await session.ws_connect(ws_url, protocols=["graphql-transport-ws"])
-                    await ws.send_json({"type": "connection_init"})
-                    ack = await ws.receive_json(timeout=30)
+            async def connect() -> RawSubscriber:
+                async with gate, asyncio.timeout(30):
+                    subscriber = await open_subscriber(host, port, "/graphql", "graphql-transport-ws", MARKER)
+                    subscriber.send_json({"type": "connection_init"})
+                    ack = await subscriber.receive_json()
                     if ack.get("type") != "connection_ack":
                         raise RuntimeError(f"no connection_ack: {ack}")
-                    return ws
+                    return subscriber
 
-            sockets = await asyncio.gather(*(connect() for _ in range(args.subscribers)))
+            subscribers = await asyncio.gather(*(connect() for _ in range(args.subscribers)))
             await asyncio.sleep(SETTLE_S)
             connected = rss_mib(process.pid)
-            subscribers = [Subscriber(ws) for ws in sockets]
-            listeners = [asyncio.ensure_future(s.listen()) for s in subscribers]
             for subscriber in subscribers:
-                await subscriber.ws.send_json({"id": "1", "type": "subscribe", "payload": SUBSCRIPTION})
+                subscriber.send_json({"id": "1", "type": "subscribe", "payload": SUBSCRIPTION})
             await asyncio.sleep(SETTLE_S)
             subscribed = rss_mib(process.pid)
             results["memory"] = {
@@ -254,10 +233,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "seconds": round(elapsed, 2),
                 "deliveries_per_s": round(deliveries / elapsed),
             }
-            for listener in listeners:
-                listener.cancel()
-            await asyncio.gather(*listeners, return_exceptions=True)
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            for subscriber in subscribers:
+                subscriber.close()
     finally:
         await stop(process)
     return results
