@@ -54,7 +54,7 @@ logger = logging.getLogger("bff.subscriptions")
 GroupKey = tuple[Hashable, ...]
 """What subscribers of one group have in common (:func:`group_key`)."""
 
-Start = Callable[[Context], Awaitable[AsyncIterator[Any]]]
+Start = Callable[[Context], Awaitable[AsyncGenerator[Any, None]]]
 """Starts the subscription with a context, giving its stream of results (Strawberry's ``stream``)."""
 
 
@@ -85,7 +85,9 @@ def group_key(
     variables, so they hold), and the principal, conservatively by its whole identity: how it was
     proved (``via``), its subject, its claims and the ``Authorization`` forwarded downstream. Any
     difference in what a resolver or a downstream service could see gives another group, so a
-    principal never receives a result run for another. Anonymous subscribers share one scope.
+    principal never receives a result run for another. Anonymous subscribers share one scope. The
+    group runs with the first member's HTTP request: a subscription resolver learns who asks from
+    the principal, never from request headers.
     """
     principal = context.current_principal
     scope: Hashable = None
@@ -213,17 +215,20 @@ class _Group:
     async def run(self, start: Start, first: Context) -> None:
         """Run the subscription once, handing each result to every member, until it ends or the
         last member leaves (the task is cancelled)."""
+        results: AsyncGenerator[Any, None] | None = None
         try:
             results = await start(self._context(first))
-            async with contextlib.aclosing(results):  # type: ignore[type-var]
-                async for result in results:
-                    self._deliver(result)
+            async for result in results:
+                self._deliver(result)
         except Exception as exc:  # the members' transports report it, as they did their own
             self.error = exc
         finally:
+            # Forgotten before closing the stream (which may wait): who subscribes now starts anew.
             self.groups._forget(self)
             for member in self.members:
                 member.queue.close()
+            if results is not None:
+                await results.aclose()
 
     def _context(self, first: Context) -> Context:
         context = first.for_event()

@@ -272,15 +272,21 @@ async def test_a_slow_subscriber_is_dropped_alone(live: Live) -> None:
         assert slow._ws is not None
         connection = slow._ws._response.connection  # type: ignore[attr-defined]
         connection.transport.pause_reading()  # the slow client: it stops reading its socket
+
         published = 0
-        async with asyncio.timeout(WAIT_S * 6):
+        # The slow socket takes some 25,000 small frames to fill its buffers (mostly the server's send
+        # buffer): bursts of half a queue, each waited for by the fast member.
+        async with asyncio.timeout(WAIT_S * 12):
             while live.groups.member_count() == 2:
-                published += 1
-                await publish(live, published)
+                for _ in range(QUEUE_SIZE // 2):
+                    published += 1
+                    await publish(live, published)
                 await fast.wait_for(published)
+        # Reading again at once: the server gives a stuck socket a second to take the close frame.
+        connection.transport.resume_reading()
+        await fast.wait_for(published)
         await publish(live, published + 1)
         await fast.wait_for(published + 1)
-        connection.transport.resume_reading()
         async with asyncio.timeout(WAIT_S):
             while slow.close_code is None:
                 slow.changed.clear()
