@@ -1,20 +1,26 @@
 """Subscriptions under load: delivery latency p50/p99 and memory per idle WebSocket connection.
 
-Run ``python bench/subscriptions.py [--subscribers N] [--events E] [--interval-ms MS]`` from the
-repository root. It starts one ``bff serve`` child process on 127.0.0.1 (no downstream service is
-needed: the subscription selects only fields of the event) and drives it from this process:
+Run ``python bench/subscriptions.py [--subscribers N] [--events E] [--interval-ms MS | --rate R]
+[--baseline DIR]`` from the repository root. ``--rate`` is the wanted deliveries per second (events per
+second times subscribers): ``--subscribers 1000 --rate 2000`` publishes one event every 500 ms.
+``--baseline DIR`` serves the bff of another checkout (e.g. the base commit) instead of this one. It
+starts one ``bff serve`` child process on 127.0.0.1 (no downstream service is needed: the
+subscription selects only fields of the event) and drives it from this process:
 
 1. memory: the BFF's resident set size (RSS) before and after ``--subscribers`` idle connections
    (``connection_init`` acknowledged), and again once each has one ``paymentUpdated`` subscription;
    the differences divided by N are the memory per idle connection and per idle subscription;
 2. latency: ``--events`` signed ``charge.succeeded`` webhooks, one every ``--interval-ms``; for every
    (event, subscriber) pair, the time from just before the webhook POST to the subscriber receiving
-   the event: p50, p90, p99 and max in ms, over N x E deliveries (none may be lost);
+   the event: p50, p90, p99 and max in ms, over N x E deliveries (none may be lost); and the CPU
+   time the BFF and this load generator spent per delivery meanwhile (the machine is shared: CPU
+   time is what another process's load does not change);
 3. burst: ``--events`` more webhooks sent back to back; the time until every subscriber has all of
    them, as deliveries per second.
 
 Latency spans the whole path: webhook verification, idempotency claim, the worker, the event bus,
-one GraphQL execution per subscriber, the WebSocket write and this process reading it. The machine
+the GraphQL execution (one per event since subscribers with the same document, variables and
+principal share it; before, one per subscriber), the WebSocket write and this process reading it. The machine
 is shared by the BFF and this load generator, so read the figures as an order of magnitude. Results
 go to ``bench/results/subscriptions-<UTC timestamp>.json``.
 """
@@ -31,14 +37,14 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
 import psutil
+from _raw_ws import RawSubscriber, open_subscriber
 from standardwebhooks.webhooks import Webhook
 
 from bff_chinook.demo.payments import signed_headers
@@ -47,39 +53,34 @@ BENCH_DIR: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = BENCH_DIR / "results"
 SECRET: Final = "whsec_" + base64.b64encode(b"bench: subscriptions secret 32 B").decode()
 SUBSCRIPTION: Final = {"query": "subscription { paymentUpdated { id status } }"}
+MARKER: Final = b'"paymentUpdated":'
+"""What a result frame of the subscription carries before its charge id."""
 CONNECT_CONCURRENCY: Final = 50
 START_TIMEOUT_S: Final = 30.0
 PHASE_TIMEOUT_S: Final = 300.0
+CONNECTION_HEADROOM: Final = 64
+"""Connections from this address beyond the subscribers' (the webhook client's)."""
 SETTLE_S: Final = 1.0
 """Pause before reading RSS, so allocations of the last connections have settled."""
 
 
-@dataclass
-class Subscriber:
-    """One WebSocket client: its socket and when each event (by charge id) arrived."""
-
-    ws: aiohttp.ClientWebSocketResponse
-    arrivals: dict[int, float] = field(default_factory=dict)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def listen(self) -> None:
-        """Record the arrival time of every event until the socket closes."""
-        async for message in self.ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                break
-            frame = json.loads(message.data)
-            if frame.get("type") == "next":
-                charge_id = int(frame["payload"]["data"]["paymentUpdated"]["id"])
-                self.arrivals.setdefault(charge_id, time.monotonic())
-                self.changed.set()
-
-
-async def start_bff() -> tuple[asyncio.subprocess.Process, str]:
-    """``bff serve --port 0`` with the webhook secret; returns the process and its base URL."""
+async def start_bff(subscribers: int, checkout: Path | None) -> tuple[asyncio.subprocess.Process, str]:
+    """``bff serve --port 0`` with the webhook secret, allowing ``subscribers`` connections from this
+    one address, from ``checkout`` (default: this one); returns the process and its base URL."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("BFF_")}
-    env.update(BFF_WEBHOOK_SECRETS=SECRET, BFF_LOG_LEVEL="WARNING")
+    env.update(
+        BFF_WEBHOOK_SECRETS=SECRET,
+        BFF_LOG_LEVEL="WARNING",
+        BFF_MAX_REQUESTS_PER_CLIENT=str(subscribers + CONNECTION_HEADROOM),
+    )
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bff.cli", "serve", "--port", "0", env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        *("-m", "bff.cli", "serve", "--port", "0"),
+        env=env,
+        cwd=checkout,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     try:
@@ -109,6 +110,12 @@ def rss_mib(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def percentile(values: list[float], share: float) -> float:
     """The ``share`` (0..1) percentile by nearest rank."""
     ordered = sorted(values)
@@ -135,7 +142,7 @@ class Publisher:
         return sent
 
 
-async def wait_for(subscribers: list[Subscriber], charge_ids: range) -> None:
+async def wait_for(subscribers: list[RawSubscriber], charge_ids: range) -> None:
     """Wait until every subscriber has every one of ``charge_ids``."""
     async with asyncio.timeout(PHASE_TIMEOUT_S):
         for subscriber in subscribers:
@@ -146,35 +153,36 @@ async def wait_for(subscribers: list[Subscriber], charge_ids: range) -> None:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     """Run the three phases against a fresh BFF process; returns the figures."""
-    process, base_url = await start_bff()
-    results: dict[str, Any] = {"subscribers": args.subscribers, "events": args.events}
+    process, base_url = await start_bff(args.subscribers, args.baseline)
+    results: dict[str, Any] = {
+        "subscribers": args.subscribers,
+        "events": args.events,
+        "baseline": str(args.baseline) if args.baseline else None,
+    }
     try:
-        connector = aiohttp.TCPConnector(limit=0)
-        async with (
-            aiohttp.ClientSession(connector=connector) as session,
-            httpx.AsyncClient(timeout=30) as http,
-        ):
+        async with httpx.AsyncClient(timeout=30) as http:
             await asyncio.sleep(SETTLE_S)
             baseline = rss_mib(process.pid)
             gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-            ws_url = base_url.replace("http://", "ws://", 1) + "/graphql"
+            address = urlsplit(base_url)
+            host, port = address.hostname, address.port
+            assert host is not None
+            assert port is not None
 
-            async def connect() -> aiohttp.ClientWebSocketResponse:
-                async with gate:
-                    ws = await session.ws_connect(ws_url, protocols=["graphql-transport-ws"])
-                    await ws.send_json({"type": "connection_init"})
-                    ack = await ws.receive_json(timeout=30)
+            async def connect() -> RawSubscriber:
+                async with gate, asyncio.timeout(30):
+                    subscriber = await open_subscriber(host, port, "/graphql", "graphql-transport-ws", MARKER)
+                    subscriber.send_json({"type": "connection_init"})
+                    ack = await subscriber.receive_json()
                     if ack.get("type") != "connection_ack":
                         raise RuntimeError(f"no connection_ack: {ack}")
-                    return ws
+                    return subscriber
 
-            sockets = await asyncio.gather(*(connect() for _ in range(args.subscribers)))
+            subscribers = await asyncio.gather(*(connect() for _ in range(args.subscribers)))
             await asyncio.sleep(SETTLE_S)
             connected = rss_mib(process.pid)
-            subscribers = [Subscriber(ws) for ws in sockets]
-            listeners = [asyncio.ensure_future(s.listen()) for s in subscribers]
             for subscriber in subscribers:
-                await subscriber.ws.send_json({"id": "1", "type": "subscribe", "payload": SUBSCRIPTION})
+                subscriber.send_json({"id": "1", "type": "subscribe", "payload": SUBSCRIPTION})
             await asyncio.sleep(SETTLE_S)
             subscribed = rss_mib(process.pid)
             results["memory"] = {
@@ -193,6 +201,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 warm_up += 1
                 await asyncio.sleep(0.2)
 
+            bff_cpu, own_cpu = cpu_s(process.pid), cpu_s(os.getpid())
             sent: dict[int, float] = {}
             spaced = range(1, args.events + 1)
             for charge_id in spaced:
@@ -202,11 +211,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             latencies = [(s.arrivals[i] - sent[i]) * 1000 for s in subscribers for i in spaced]
             results["latency_ms"] = {
                 "interval_ms": args.interval_ms,
+                "deliveries_per_s": round(args.subscribers * 1000 / args.interval_ms),
                 "deliveries": len(latencies),
                 "p50": round(statistics.median(latencies), 2),
                 "p90": round(percentile(latencies, 0.90), 2),
                 "p99": round(percentile(latencies, 0.99), 2),
                 "max": round(max(latencies), 2),
+                "bff_cpu_us_per_delivery": round((cpu_s(process.pid) - bff_cpu) * 1e6 / len(latencies), 1),
+                "client_cpu_us_per_delivery": round((cpu_s(os.getpid()) - own_cpu) * 1e6 / len(latencies), 1),
             }
 
             burst = range(args.events + 1, 2 * args.events + 1)
@@ -221,10 +233,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "seconds": round(elapsed, 2),
                 "deliveries_per_s": round(deliveries / elapsed),
             }
-            for listener in listeners:
-                listener.cancel()
-            await asyncio.gather(*listeners, return_exceptions=True)
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            for subscriber in subscribers:
+                subscriber.close()
     finally:
         await stop(process)
     return results
@@ -234,10 +244,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--subscribers", type=int, default=1_000, help="WebSocket clients (default 1000)")
     parser.add_argument("--events", type=int, default=100, help="events per phase (default 100)")
-    parser.add_argument(
+    spacing = parser.add_mutually_exclusive_group()
+    spacing.add_argument(
         "--interval-ms", type=float, default=500.0, help="spacing of latency events (default 500)"
     )
-    return parser.parse_args(argv)
+    spacing.add_argument(
+        "--rate", type=float, help="deliveries per second in the latency phase (sets --interval-ms)"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="a bff checkout to serve instead of this one, e.g. the base commit"
+    )
+    args = parser.parse_args(argv)
+    if args.rate is not None:
+        args.interval_ms = 1000 * args.subscribers / args.rate
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "bff" / "cli.py").is_file():
+            parser.error(f"--baseline {args.baseline} holds no bff checkout")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

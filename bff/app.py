@@ -165,6 +165,11 @@ def create_app(
         telemetry.follow(schema.responses.bypassed)
         schema.responses.observer = telemetry.response_cache_size()
         app.on_response_prepare.append(send_headers)
+    groups = schema.groups
+    if groups is not None:
+        telemetry.follow(groups.executions)
+        telemetry.follow(groups.deliveries)
+        app.on_shutdown.append(lambda _app: groups.aclose())
     view = GraphQLView(
         schema=schema,
         settings=settings,

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -38,6 +38,7 @@ __all__ = [
     "EventBus",
     "InMemoryEventBus",
     "SubscriberOverflow",
+    "SubscriberQueue",
 ]
 
 DEFAULT_QUEUE_SIZE: Final = 256
@@ -93,15 +94,23 @@ class EventBus(Protocol):
         ...
 
 
-class _Subscriber:
-    """One subscriber's bounded queue and the future its reader waits on."""
+T = TypeVar("T")
+
+
+class SubscriberQueue(Generic[T]):
+    """One subscriber's bounded queue of items (events, or results shared by a subscription group)
+    and the future its reader waits on.
+
+    ``limit`` is the most items that may wait; ``on_overflow`` is called once when an item finds the
+    queue full, which also drops what waited and makes :meth:`events` raise :class:`SubscriberOverflow`.
+    """
 
     __slots__ = ("closed", "limit", "on_overflow", "overflowed", "queue", "waiter")
 
     def __init__(self, limit: int, on_overflow: OverflowCallback | None) -> None:
         self.limit = limit
         self.on_overflow = on_overflow
-        self.queue: deque[Event] = deque()
+        self.queue: deque[T] = deque()
         self.overflowed = False
         self.closed = False
         self.waiter: asyncio.Future[None] | None = None
@@ -111,24 +120,31 @@ class _Subscriber:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, event: T) -> bool:
         """Queue ``event``; return False (and mark the subscriber overflowed) when the queue is full."""
         if len(self.queue) >= self.limit:
-            self.overflowed = True
-            self.queue.clear()
-            self._wake()
-            if self.on_overflow is not None:
-                self.on_overflow()
+            self.drop()
             return False
         self.queue.append(event)
         self._wake()
         return True
 
+    def drop(self) -> None:
+        """Drop the subscriber as too slow: what waits is freed, ``on_overflow`` is called, and
+        :meth:`events` raises :class:`SubscriberOverflow`."""
+        self.overflowed = True
+        self.queue.clear()
+        self._wake()
+        if self.on_overflow is not None:
+            self.on_overflow()
+
     def close(self) -> None:
+        """End :meth:`events` once what waits was read."""
         self.closed = True
         self._wake()
 
-    async def events(self) -> AsyncGenerator[Event, None]:
+    async def events(self) -> AsyncGenerator[T, None]:
+        """The queued items in order; ends after :meth:`close`; raises :class:`SubscriberOverflow`."""
         while True:
             if self.overflowed:
                 raise SubscriberOverflow(self.limit)
@@ -156,7 +172,7 @@ class InMemoryEventBus:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.queue_size = queue_size
-        self._topics: dict[str, set[_Subscriber]] = {}
+        self._topics: dict[str, set[SubscriberQueue[Event]]] = {}
         self._closed = False
         self.published = 0
         """Events published since start (for tests and metrics)."""
@@ -188,7 +204,7 @@ class InMemoryEventBus:
     ) -> AsyncIterator[AsyncIterator[Event]]:
         if self._closed:
             raise RuntimeError("the event bus is closed")
-        subscriber = _Subscriber(self.queue_size, on_overflow)
+        subscriber = SubscriberQueue[Event](self.queue_size, on_overflow)
         for topic in topics:
             self._topics.setdefault(topic, set()).add(subscriber)
         events = subscriber.events()
@@ -200,7 +216,7 @@ class InMemoryEventBus:
             if not getattr(events, "ag_running", False):  # else another task is in it; close() ends it
                 await events.aclose()
 
-    def _remove(self, subscriber: _Subscriber) -> None:
+    def _remove(self, subscriber: SubscriberQueue[Event]) -> None:
         for topic in [topic for topic, members in self._topics.items() if subscriber in members]:
             members = self._topics[topic]
             members.discard(subscriber)

@@ -32,6 +32,7 @@ __all__ = [
     "PerEventExecutor",
     "SubscriberTooSlow",
     "bus_events",
+    "close_slow",
 ]
 
 logger = logging.getLogger("bff.subscriptions")
@@ -68,7 +69,9 @@ class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
-async def _close_slow(ws: web.WebSocketResponse, queue_size: int) -> None:
+async def close_slow(ws: web.WebSocketResponse, queue_size: int) -> None:
+    """Close a slow subscriber's WebSocket with :data:`SLOW_SUBSCRIBER_CLOSE_CODE`, aborting it when
+    the close frame cannot be sent within a second (``queue_size``: its queue's limit, for the reason)."""
     message = f"Subscriber too slow: more than {queue_size} events waiting".encode()
     try:
         async with asyncio.timeout(_CLOSE_TIMEOUT_S):
@@ -98,7 +101,7 @@ async def bus_events(ctx: Context, *topics: str) -> AsyncIterator[Event]:
         if websocket is None:
             return
         logger.warning("subscriber too slow; closing its WebSocket", extra={"request_id": ctx.request_id})
-        closing.append(asyncio.get_running_loop().create_task(_close_slow(websocket, queue_size)))
+        closing.append(asyncio.get_running_loop().create_task(close_slow(websocket, queue_size)))
 
     try:
         async with bus.subscribe(*topics, on_overflow=disconnect) as events:

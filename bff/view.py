@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeGuard
 
-from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, hdrs, web
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
@@ -74,6 +74,7 @@ from bff.rate_limit import RATE_LIMITED
 from bff.request_id import request_id_of
 from bff.settings import Settings
 from bff.stale import StaleLog
+from bff.subscription_groups import EncodedData
 from bff.telemetry.live import LiveTelemetry
 
 logger = logging.getLogger("bff.view")
@@ -118,6 +119,19 @@ class _WebSocketAdapter(AiohttpWebSocketAdapter):
                 yield decoded
             elif ws_message.type == WSMsgType.BINARY:
                 yield _Malformed("WebSocket message type must be text")
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """Send ``message``; a result's data shared by a subscription group is encoded once for all
+        its members (:class:`bff.subscription_groups.EncodedData`)."""
+        view = self.view
+        text = view.encoded.frame(message, view.encode_json) if isinstance(view, GraphQLView) else None
+        if text is None:
+            await super().send_json(message)
+            return
+        try:
+            await self.ws.send_str(text)
+        except (RuntimeError, ClientConnectionResetError) as exc:
+            raise WebSocketDisconnected from exc
 
     async def close(self, code: int, reason: str) -> None:
         """Close with ``reason`` cut to the 123 bytes a close frame allows (RFC 6455 section 5.5).
@@ -372,6 +386,8 @@ class GraphQLView(StrawberryView[Context, None]):
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self.endpoint = HTTPEndpoint(self, settings)
         self._live = live
+        self.encoded = EncodedData()
+        """The last subscription result data sent, as JSON (for the members of a group)."""
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """WebSockets and streamed operations (SSE) go to Strawberry; plain HTTP to :class:`HTTPEndpoint`.

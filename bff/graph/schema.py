@@ -23,6 +23,7 @@ from bff.rate_limit import RateLimiter
 from bff.settings import Settings
 from bff.shared import SharedState
 from bff.stale import StaleExtension
+from bff.subscription_groups import SubscriptionGroups
 from bff.subscriptions import PerEventExecutor
 
 __all__ = ["PARSE_CACHE_BYTES", "VALIDATION_CACHE_BYTES", "build_schema"]
@@ -77,6 +78,7 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     resolve_directly(core)
     schema.validated = validated
     schema.responses = ResponseCache.from_settings(settings)
+    schema.groups = SubscriptionGroups(queue_size=settings.subscription_queue_size)
     schema.pipeline = OperationPipeline(
         settings,
         cost_map=app.cost_map,

@@ -10,6 +10,9 @@ Strawberry's WebSocket handlers do not pass a message's ``extensions`` (APQ hash
 
 The same two methods are where telemetry sees every operation (:mod:`bff.telemetry.operations`):
 its duration, errors and refusals, its span, and its access line.
+
+A subscription runs once for all its subscribers with the same document, variables and principal
+(:mod:`bff.subscription_groups`): ``stream`` admits each subscriber, then joins it to its group.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from graphql import GraphQLError
+from graphql import OperationType as CoreOperationType
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -31,6 +35,7 @@ from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
 from bff.operation.response_cache import ResponseCache
+from bff.subscription_groups import SubscriptionGroups, group_key
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]
@@ -44,15 +49,16 @@ OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("bff_operat
 class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
-    ``pipeline``, ``validated`` (the validation cache, for tests and metrics) and ``responses`` (the
-    whole-response cache, :mod:`bff.operation.response_cache`, after admission) are set by
-    :func:`bff.graph.schema.build_schema`, ``telemetry`` by :func:`bff.app.create_app`; without a
-    pipeline, or for a context that is not a :class:`~bff.context.Context`, operations run as
-    Strawberry runs them.
+    ``pipeline``, ``validated`` (the validation cache, for tests and metrics), ``responses`` (the
+    whole-response cache, :mod:`bff.operation.response_cache`, after admission) and ``groups`` (the
+    subscription groups) are set by :func:`bff.graph.schema.build_schema`, ``telemetry`` by
+    :func:`bff.app.create_app`; without a pipeline, or for a context that is not a
+    :class:`~bff.context.Context`, operations run as Strawberry runs them.
     """
 
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
+    groups: SubscriptionGroups | None = None
     telemetry: OperationTelemetry | None = None
     responses: ResponseCache | None = None
 
@@ -135,23 +141,38 @@ class OperationSchema(QuietSchema):
                 # Strawberry streams results after this returns: register the (hash-checked) text now.
                 await self.pipeline.ran(admitted)
             query = admitted.query
-        try:
-            results = await super().stream(
+        stream = super().stream
+
+        async def start(context: Any) -> Any:
+            results = await stream(
                 query,
                 variable_values=variable_values,
-                context_value=context_value,
+                context_value=context,
                 root_value=root_value,
                 operation_name=operation_name,
                 operation_extensions=extensions,
                 allowed_operation_types=allowed_operation_types,
             )
+            parsed = parse_errors_as_results(results, str(getattr(context, "request_id", "-")))
+            return self._shaped_stream(parsed)
+
+        try:
+            groups = self.groups
+            if (
+                groups is not None
+                and query is not None
+                and isinstance(context_value, Context)
+                and _is_subscription(admitted)
+            ):
+                key = group_key(query, operation_name, variable_values, extensions, context_value)
+                shaped = groups.stream(key, context_value, start)  # a group shapes once for all
+            else:
+                shaped = await start(context_value)
         except Exception as exc:
             if record is not None:
                 record.failed(exc)
                 record.finish()
             raise
-        parsed = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
-        shaped = self._shaped_stream(parsed)
         return record.stream(shaped) if record is not None else shaped
 
     def _shaped(self, result: ExecutionResult) -> ExecutionResult:
@@ -232,6 +253,14 @@ def _refused_whole(result: ExecutionResult) -> ExecutionResult:
         data=None,
         errors=[GraphQLError(first.message, extensions=first.extensions)],
         extensions=result.extensions,
+    )
+
+
+def _is_subscription(admitted: Admitted | None) -> bool:
+    return (
+        admitted is not None
+        and admitted.operation is not None
+        and admitted.operation.operation is CoreOperationType.SUBSCRIPTION
     )
 
 

@@ -3,7 +3,9 @@
 - :class:`MeteredEventBus` wraps whichever :class:`~bff.events.EventBus` the app runs (in memory or
   shared) and counts what passes through the protocol: events published and handed to each
   subscription, by topic, and subscribers dropped for being slow. Nothing of an implementation is
-  needed, so every implementation is measured alike.
+  needed, so every implementation is measured alike. A subscription group
+  (:mod:`bff.subscription_groups`) listens through :meth:`MeteredEventBus.shared`, so its one bus
+  subscription counts each event once per member, as the members' own subscriptions would.
 - :class:`LiveTelemetry` counts open WebSockets (:class:`bff.view.GraphQLView`) and webhook
   deliveries by outcome and refusal code (:class:`bff.webhooks.WebhookIngress`).
 
@@ -12,7 +14,7 @@ Active subscriptions are counted by the operation that runs them (:mod:`bff.tele
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from bff.events import Event, EventBus, OverflowCallback
@@ -39,31 +41,50 @@ class MeteredEventBus:
         self, *topics: str, on_overflow: OverflowCallback | None = None
     ) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         """The inner bus's subscription, counting each event it yields and a drop for being slow."""
-        return self._subscription(topics, on_overflow)
+        return self._subscription(topics, on_overflow, _single)
+
+    def shared(self, members: Callable[[], int]) -> EventBus:
+        """This bus for a subscription shared by ``members()`` subscribers (a subscription group):
+        each event it yields counts as delivered to every member, as their own subscriptions would;
+        when it overflows, the members count their own drops (:meth:`subscriber_dropped`)."""
+        return _SharedView(self, members)
+
+    def subscriber_dropped(self) -> None:
+        """Count a subscriber dropped for being slow by a queue of its own, off the bus (a
+        subscription group's member)."""
+        self._metrics.slow_subscribers_dropped.inc()
 
     @asynccontextmanager
     async def _subscription(
-        self, topics: tuple[str, ...], on_overflow: OverflowCallback | None
+        self,
+        topics: tuple[str, ...],
+        on_overflow: OverflowCallback | None,
+        weight: Callable[[], int],
+        *,
+        count_drop: bool = True,
     ) -> AsyncIterator[AsyncIterator[Event]]:
         metrics = self._metrics
 
         def overflowed() -> None:
-            metrics.slow_subscribers_dropped.inc()
+            if count_drop:
+                metrics.slow_subscribers_dropped.inc()
             if on_overflow is not None:
                 on_overflow()
 
         async with self.inner.subscribe(*topics, on_overflow=overflowed) as events:
-            counted = self._counted(events)
+            counted = self._counted(events, weight)
             try:
                 yield counted
             finally:
                 if not getattr(counted, "ag_running", False):  # else a task is in it; the inner bus ends it
                     await counted.aclose()
 
-    async def _counted(self, events: AsyncIterator[Event]) -> AsyncGenerator[Event, None]:
+    async def _counted(
+        self, events: AsyncIterator[Event], weight: Callable[[], int]
+    ) -> AsyncGenerator[Event, None]:
         metrics = self._metrics
         async for event in events:
-            metrics.events_delivered.labels(metrics.topic(event.topic)).inc()
+            metrics.events_delivered.labels(metrics.topic(event.topic)).inc(weight())
             yield event
 
     def subscriber_count(self, topic: str | None = None) -> int:
@@ -73,6 +94,32 @@ class MeteredEventBus:
     async def aclose(self) -> None:
         """Close the inner bus."""
         await self.inner.aclose()
+
+
+def _single() -> int:
+    return 1
+
+
+class _SharedView:
+    """A :class:`MeteredEventBus` whose subscriptions count each event ``members()`` times."""
+
+    def __init__(self, bus: MeteredEventBus, members: Callable[[], int]) -> None:
+        self._bus = bus
+        self._members = members
+
+    async def publish(self, event: Event) -> None:
+        await self._bus.publish(event)
+
+    def subscribe(
+        self, *topics: str, on_overflow: OverflowCallback | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        return self._bus._subscription(topics, on_overflow, self._members, count_drop=False)
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        return self._bus.subscriber_count(topic)
+
+    async def aclose(self) -> None:
+        await self._bus.aclose()
 
 
 class LiveTelemetry:

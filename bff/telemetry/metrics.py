@@ -36,10 +36,13 @@ family                                        type       labels
 ``bff_webhooks_refused_total``                counter    endpoint, code
 ``bff_downstream_contract_violations_total``  counter    service, resource, field
 ``bff_deprecated_field_uses_total``           counter    coordinate
+``bff_subscription_executions_total``         counter
+``bff_subscription_deliveries_total``         counter
 ============================================  =========  ============================================
 
-The last two are the kit's own :class:`bff.counters.Counter`\ s (a service client's
-``contract_violations``, the pipeline's ``deprecations.uses``), exported by :meth:`Metrics.follow`.
+The last four are the kit's own :class:`bff.counters.Counter`\ s (a service client's
+``contract_violations``, the pipeline's ``deprecations.uses``, the subscription groups' ``executions``
+and ``deliveries``, :mod:`bff.subscription_groups`), exported by :meth:`Metrics.follow`.
 
 plus the process collector's ``process_*``, ``python_gc_*`` and ``python_info`` (one process only: see below).
 
@@ -305,19 +308,32 @@ class Metrics:
             "Webhook deliveries refused, by endpoint and error code (the reason).",
             ("endpoint", "code"),
         )
-        # The kit's own counters (bff.counters), declared from the kit's definitions of them.
+        # The kit's own counters (bff.counters), declared from the kit's definitions of them. The
+        # subscription groups run operations, whose telemetry imports this module: imported here.
+        from bff.subscription_groups import sharing_counters
+
         self._kit_counters = {
             spec.name: self._counter(spec.name.removesuffix("_total"), spec.documentation, spec.labels)
-            for spec in (contract_violations_counter(), DeprecationTracker().uses, *response_cache_counters())
+            for spec in (
+                contract_violations_counter(),
+                DeprecationTracker().uses,
+                *response_cache_counters(),
+                *sharing_counters(),
+            )
         }
 
     def follow(self, counter: KitCounter) -> None:
         """Export one of the kit's counters under its name: what it counted so far, then every
         increment. Raises ``KeyError`` for a counter this module does not declare."""
         exported = self._kit_counters[counter.name]
+
+        def add(values: tuple[str, ...], amount: int) -> None:
+            # prometheus-client refuses labels() on a family without labels.
+            (exported.labels(*values) if values else exported).inc(amount)
+
         for values, amount in counter.items():
-            exported.labels(*values).inc(amount)
-        counter.observe(lambda values, amount: exported.labels(*values).inc(amount))
+            add(values, amount)
+        counter.observe(add)
 
     def _counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
         self.declared.append((f"{name}_total", "counter", labels))

@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from bff.app import VIEW
 from bff.events import EVENT_BUS, InMemoryEventBus
+from bff.subscription_groups import SubscriptionGroups
 from bff.telemetry.live import MeteredEventBus
 from bff_chinook.demo.payments import PAYMENTS, PaymentsService
 from bff_chinook.demo.server import ALL_PORTS, DemoServices, start_services
@@ -85,9 +87,23 @@ class Live:
         """The BFF's payments webhook endpoint."""
         return self.base_url + PAYMENTS_WEBHOOK.path
 
+    @property
+    def groups(self) -> SubscriptionGroups:
+        """The BFF's subscription groups (subscribers of one subscription share its bus subscription)."""
+        assert self.stack.app is not None
+        groups = self.stack.app[VIEW].schema.groups
+        assert isinstance(groups, SubscriptionGroups)
+        return groups
+
+    def subscribers(self, topic: str) -> int:
+        """Subscribers listening to ``topic``: its bus subscriptions, each of a subscription group,
+        plus the further members of the groups (all of one topic in the tests that count them)."""
+        groups = self.groups
+        return self.bus.subscriber_count(topic) + groups.member_count() - groups.group_count()
+
     async def wait_for_subscribers(self, topic: str, count: int) -> None:
         """Wait until ``count`` subscribers listen to ``topic`` (subscriptions start asynchronously)."""
-        await wait_until(lambda: self.bus.subscriber_count(topic) >= count)
+        await wait_until(lambda: self.subscribers(topic) >= count)
 
     async def mutate(
         self, query: str, variables: dict[str, Any] | None = None, *, authorization: str | None = None

@@ -2,7 +2,8 @@
 
 Issue 11's "Done when", each over real processes: events of B reach A's subscribers once; the same
 idempotency key on A and B at once makes one invoice; a rate limit counts both; an APQ document,
-a cached entity and an invalidation made on one instance hold on the other.
+a cached entity and an invalidation made on one instance hold on the other. And issue 12's
+subscription groups: events from Redis run once per group of subscribers.
 """
 
 from __future__ import annotations
@@ -153,6 +154,48 @@ async def test_payment_events_of_webhooks_delivered_to_b_reach_a_once(pair: Pair
     assert mine == ["PENDING", "SUCCEEDED"]
     delivered = pair.services.apps["payments"][PAYMENTS].webhooks_to(f"msg_{charge_id}_succeeded")
     assert [d.status for d in delivered] == [202], "the one delivery went to B"
+
+
+async def sharing(instance: Instance) -> tuple[float, float]:
+    """The instance's subscription executions and deliveries so far (from its ``/metrics``)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{instance.base_url}/metrics")).text
+    values = {
+        name.removeprefix("bff_subscription_"): float(value)
+        for name, value in (line.split(" ", 1) for line in text.splitlines())
+        if name.startswith("bff_subscription_")
+    }
+    return values["executions_total"], values["deliveries_total"]
+
+
+async def test_events_from_b_run_once_per_event_for_a_group_on_a(pair: Pair) -> None:
+    """Three subscribers on A of one subscription, as one principal, are one group: each event that
+    reaches A through Redis (webhooks delivered to B) is executed once and delivered three times."""
+    key = pair.key()
+    query = "subscription { paymentUpdated { id status } }"
+    async with (
+        subscribe(pair.a, query, key=key) as first,
+        subscribe(pair.a, query, key=key) as second,
+        subscribe(pair.a, query, key=key) as third,
+    ):
+        subscribers = (first, second, third)
+        probe = 810_000
+        while not all(subscriber.results for subscriber in subscribers):  # warm up: all three listen
+            assert (await signed_webhook(pair.b.webhook_url, probe)).status_code == 202
+            probe += 1
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # the warm-up's last events delivered
+        executed, delivered = await sharing(pair.a)
+        charge_ids = [str(probe + n) for n in range(3)]
+        for charge_id in charge_ids:
+            assert (await signed_webhook(pair.b.webhook_url, int(charge_id))).status_code == 202
+        for subscriber in subscribers:
+            await subscriber.wait_for(lambda results: set(charge_ids) <= set(_ids(results, "paymentUpdated")))
+        executions, deliveries = await sharing(pair.a)
+    assert executions - executed >= len(charge_ids)
+    assert deliveries - delivered == 3 * (executions - executed), "every execution went to all three"
+    for subscriber in subscribers:
+        assert _ids(subscriber.results, "paymentUpdated")[-3:] == charge_ids
 
 
 async def test_the_same_idempotency_key_on_a_and_b_at_once_creates_one_invoice(pair: Pair) -> None:

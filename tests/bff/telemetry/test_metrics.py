@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bff.contract import contract_violations_counter
+from bff.subscription_groups import SubscriptionGroups
 from bff.telemetry.metrics import MAX_LABEL_VALUES, OTHER, UNKNOWN, BoundedLabel, Metrics, status_class
 
 ALLOWED_LABELS = {
@@ -38,7 +39,7 @@ def metrics() -> Metrics:
 def test_names_and_units_follow_the_prometheus_conventions(metrics: Metrics) -> None:
     """bff_ prefix, snake case, counters end in _total, histograms measure _seconds, gauges have no
     _total, and every label is one of the bounded ones."""
-    assert len(metrics.declared) == 31
+    assert len(metrics.declared) == 33
     for name, kind, labels in metrics.declared:
         assert re.fullmatch(r"bff_[a-z_]+", name), name
         if kind == "counter":
@@ -97,6 +98,20 @@ def test_the_kits_own_counters_are_followed() -> None:
     text = metrics.exposition().decode()
     line = 'bff_downstream_contract_violations_total{field="name",resource="tracks",service="catalog"} 3.0'
     assert line in text
+
+
+def test_the_subscription_groups_counters_are_followed_without_labels() -> None:
+    """Executions and deliveries of the subscription groups are exported, counters without labels."""
+    metrics = Metrics()
+    groups = SubscriptionGroups(queue_size=4)
+    groups.executions.inc()
+    metrics.follow(groups.executions)
+    metrics.follow(groups.deliveries)
+    groups.executions.inc()
+    groups.deliveries.inc(amount=1000)
+    text = metrics.exposition().decode()
+    assert "bff_subscription_executions_total 2.0" in text
+    assert "bff_subscription_deliveries_total 1000.0" in text
 
 
 def test_status_classes() -> None:
