@@ -159,6 +159,9 @@ def create_app(
     schema.telemetry = telemetry.operations if telemetry.on else None
     if schema.pipeline is not None:
         telemetry.follow(schema.pipeline.deprecations.uses)
+    if schema.plans is not None:
+        telemetry.follow(schema.plans.runs)
+        telemetry.follow(schema.plans.fallbacks)
     view = GraphQLView(
         schema=schema,
         settings=settings,

@@ -14,6 +14,7 @@ from bff.graph.relations import resolve_directly
 from bff.limits import Limits, cached_parser, parser_extension, validation_rules
 from bff.masking import MaskUnexpectedErrors, shape_errors
 from bff.operation.caches import TextCache
+from bff.operation.compiled import CompiledPlans, compiled_executor
 from bff.operation.pipeline import OperationPipeline
 from bff.operation.schema import OperationSchema
 from bff.operation.validation import validation_cache
@@ -24,19 +25,21 @@ from bff.shared import SharedState
 from bff.stale import StaleExtension
 from bff.subscriptions import PerEventExecutor
 
-__all__ = ["PARSE_CACHE_BYTES", "VALIDATION_CACHE_BYTES", "build_schema"]
+__all__ = ["PARSE_CACHE_BYTES", "PLAN_CACHE_BYTES", "VALIDATION_CACHE_BYTES", "build_schema"]
 
 PARSE_CACHE_BYTES: Final = 64_000_000
 """Memory the parsed documents of an app may take (estimated bytes; least recently used go first)."""
 VALIDATION_CACHE_BYTES: Final = 8_000_000
 """Memory the validation results of an app may take, keyed by document text (estimated bytes)."""
+PLAN_CACHE_BYTES: Final = 64_000_000
+"""Memory the compiled plans of an app may take (estimated bytes; least recently used go first)."""
 
 
 def build_schema(app: App, settings: Settings, *, shared: SharedState | None = None) -> OperationSchema:
     """The executable schema of ``app``: the operation pipeline every transport runs through
     (:mod:`bff.operation.pipeline`), parser and validation caches bounded in bytes, operation limits
-    priced by the app's declarations, error masking, stale reporting, and fresh contexts per
-    subscription event.
+    priced by the app's declarations, error masking, stale reporting, fresh contexts per
+    subscription event, and with ``BFF_COMPILED_EXECUTION`` queries run by compiled plans.
 
     The limit rules are built here, once: the same rule classes for every operation keep the
     validation cache hitting (see :mod:`bff.limits`). Relationship fields are resolved by graphql-core
@@ -49,13 +52,15 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     rules = validation_rules(limits)
     parse = cached_parser(limits.max_tokens, PARSE_CACHE_BYTES)
     validated: TextCache[list[GraphQLError]] = TextCache(VALIDATION_CACHE_BYTES)
+    plans = CompiledPlans(PLAN_CACHE_BYTES) if settings.compiled_execution else None
     options: dict[str, Any] = {
         "query": app.query,
         "mutation": app.mutation,
         "subscription": app.subscription,
         "types": list(app.types),
-        # Fresh contexts (DataLoaders) per subscription event and per WebSocket operation.
-        "execution_context_class": PerEventExecutor,
+        # Fresh contexts (DataLoaders) per subscription event and per WebSocket operation; queries
+        # by their compiled plan (bff.operation.compiled).
+        "execution_context_class": compiled_executor(plans) if plans is not None else PerEventExecutor,
         "extensions": [
             parser_extension(parse),
             lambda: AddValidationRules(rules),
@@ -74,6 +79,7 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     core = graphql_core_schema(schema)
     resolve_directly(core)
     schema.validated = validated
+    schema.plans = plans
     schema.pipeline = OperationPipeline(
         settings,
         cost_map=app.cost_map,

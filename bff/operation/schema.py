@@ -29,6 +29,7 @@ from bff.context import Context
 from bff.masking import collapse
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
+from bff.operation.compiled import CompiledPlans
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
@@ -43,7 +44,8 @@ OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("bff_operat
 class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
-    ``pipeline`` and ``validated`` (the validation cache, for tests and metrics) are set by
+    ``pipeline``, ``validated`` (the validation cache, for tests and metrics) and ``plans`` (the
+    compiled plans, :mod:`bff.operation.compiled`, ``None`` when off) are set by
     :func:`bff.graph.schema.build_schema`, ``telemetry`` by :func:`bff.app.create_app`; without a
     pipeline, or for a context that is not a :class:`~bff.context.Context`, operations run as
     Strawberry runs them.
@@ -51,6 +53,7 @@ class OperationSchema(QuietSchema):
 
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
+    plans: CompiledPlans | None = None
     telemetry: OperationTelemetry | None = None
 
     async def execute(

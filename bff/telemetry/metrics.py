@@ -36,10 +36,13 @@ family                                        type       labels
 ``bff_webhooks_refused_total``                counter    endpoint, code
 ``bff_downstream_contract_violations_total``  counter    service, resource, field
 ``bff_deprecated_field_uses_total``           counter    coordinate
+``bff_compiled_runs_total``                   counter
+``bff_compiled_fallbacks_total``              counter    reason (:mod:`bff.operation.compiled`)
 ============================================  =========  ============================================
 
-The last two are the kit's own :class:`bff.counters.Counter`\ s (a service client's
-``contract_violations``, the pipeline's ``deprecations.uses``), exported by :meth:`Metrics.follow`.
+The last four are the kit's own :class:`bff.counters.Counter`\ s (a service client's
+``contract_violations``, the pipeline's ``deprecations.uses``, the compiled plans' ``runs`` and
+``fallbacks``), exported by :meth:`Metrics.follow`.
 
 plus the process collector's ``process_*``, ``python_gc_*`` and ``python_info`` (one process only: see below).
 
@@ -76,6 +79,7 @@ from prometheus_client.process_collector import ProcessCollector
 from bff.contract import contract_violations_counter
 from bff.counters import Counter as KitCounter
 from bff.operation.deprecations import DeprecationTracker
+from bff.operation.fallbacks import compiled_counters
 
 __all__ = [
     "MAX_LABEL_VALUES",
@@ -297,16 +301,21 @@ class Metrics:
         # The kit's own counters (bff.counters), declared from the kit's definitions of them.
         self._kit_counters = {
             spec.name: self._counter(spec.name.removesuffix("_total"), spec.documentation, spec.labels)
-            for spec in (contract_violations_counter(), DeprecationTracker().uses)
+            for spec in (contract_violations_counter(), DeprecationTracker().uses, *compiled_counters())
         }
 
     def follow(self, counter: KitCounter) -> None:
         """Export one of the kit's counters under its name: what it counted so far, then every
         increment. Raises ``KeyError`` for a counter this module does not declare."""
         exported = self._kit_counters[counter.name]
+
+        def inc(values: tuple[str, ...], amount: int) -> None:
+            # prometheus-client refuses labels() on a family declared without labels.
+            (exported.labels(*values) if values else exported).inc(amount)
+
         for values, amount in counter.items():
-            exported.labels(*values).inc(amount)
-        counter.observe(lambda values, amount: exported.labels(*values).inc(amount))
+            inc(values, amount)
+        counter.observe(inc)
 
     def _counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
         self.declared.append((f"{name}_total", "counter", labels))

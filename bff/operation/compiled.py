@@ -1,0 +1,391 @@
+"""Compiled execution: query operations run by their cached plan (:mod:`bff.operation.plan`).
+
+The schema's graphql-core executor (:func:`compiled_executor`) runs a query's plan instead of
+graphql-core's generic walk, in the idea of graphql-jit: an attribute field is a ``getattr`` (no
+resolve info, no Strawberry wrapper), a ``String``/``ID`` attribute holding a ``str`` is its own
+output, a list or object is completed by its precomputed shape, and sub-selections are never
+collected again. Everything else is what graphql-core does, in the same order: resolvers (relationship
+fields, Strawberry's wrapper with its permission classes and field extensions) get graphql-core's
+resolve info and coerced arguments (``get_argument_values``); awaitables of a selection or a list are
+gathered together, so DataLoaders batch as before and loaded records resolve without awaiting
+(:mod:`bff.graph.relations`); errors are located, nulled and propagated to the nearest nullable parent
+by graphql-core's own ``handle_field_error``, so their messages, paths and locations are its own.
+
+Strawberry's schema extensions run around the executor as before (parsing, validation, masking,
+error shaping, stale reporting): the plan replaces only graphql-core's ``execute_operation``. What the
+plan does not cover runs on graphql-core, counted by reason in ``bff_compiled_fallbacks_total``
+(:mod:`bff.operation.plan` lists the reasons of the document; besides them ``middleware`` when a schema
+extension resolves fields, ``abort_signal``, ``hooks``, ``error_propagation`` when the operation
+disables it, ``serial`` when asked to run root fields one by one, ``no_source`` for a document
+without its text, ``conditions`` past :data:`MAX_CONDITIONS` ``@skip``/``@include`` variables).
+Compiled runs are counted in ``bff_compiled_runs_total``. ``BFF_COMPILED_EXECUTION=false`` turns the
+whole of it off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, Final, cast
+
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLResolveInfo
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, gather_with_cancel, is_iterable
+
+from bff.operation.caches import TextCache
+from bff.operation.fallbacks import compiled_counters
+from bff.operation.plan import (
+    ATTRIBUTE,
+    LEAF,
+    LIST,
+    NON_NULL,
+    OBJECT,
+    TYPENAME,
+    FieldPlan,
+    Plan,
+    Shape,
+    Unsupported,
+    compile_plan,
+    condition_variables,
+)
+from bff.subscriptions import PerEventExecutor
+
+Info = GraphQLResolveInfo[Any]
+"""graphql-core's resolve info (Strawberry's subclass of it, here)."""
+
+__all__ = ["MAX_CONDITIONS", "PLAN_BYTES_PER_SOURCE_BYTE", "CompiledPlans", "compiled_executor"]
+
+MAX_CONDITIONS: Final = 6
+"""Most ``@skip``/``@include`` variables a compiled document may have (a plan per combination)."""
+
+PLAN_BYTES_PER_SOURCE_BYTE: Final = 40
+"""Rough memory of the plans of a document per byte of its text (its syntax tree's, and more)."""
+
+
+class _Document:
+    """The plans of one operation of a document, by values of its condition variables."""
+
+    __slots__ = ("conditions", "plans")
+
+    def __init__(self, conditions: tuple[str, ...]) -> None:
+        self.conditions = conditions
+        self.plans: dict[tuple[Any, ...], Plan | str] = {}
+
+
+class CompiledPlans:
+    """The plans of an app's documents (bounded in bytes, as the parse cache), with their counters."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._documents: TextCache[_Document] = TextCache(max_bytes, weight=PLAN_BYTES_PER_SOURCE_BYTE)
+        self.runs, self.fallbacks = compiled_counters()
+
+    def plan(self, executor: Any) -> Plan | None:
+        """The plan of ``executor``'s operation (a graphql-core ``Executor``), or ``None`` when it
+        runs on graphql-core (the fallback counted)."""
+        reason = _runtime_reason(executor)
+        if reason is not None:
+            self.fallbacks.inc(reason)
+            return None
+        operation = executor.operation
+        loc = operation.loc
+        if loc is None:
+            self.fallbacks.inc("no_source")
+            return None
+        name = operation.name.value if operation.name is not None else ""
+        document = self._documents.get_or_make(
+            f"{name}\n{loc.source.body}", lambda _key: _Document(_conditions(loc.source.body, executor))
+        )
+        if len(document.conditions) > MAX_CONDITIONS:
+            self.fallbacks.inc("conditions")
+            return None
+        coerced = executor.variable_values.coerced
+        key = tuple(coerced.get(variable) for variable in document.conditions)
+        found = document.plans.get(key)
+        if found is None:
+            try:
+                found = compile_plan(
+                    executor.schema,
+                    executor.fragments,
+                    operation,
+                    executor.variable_values,
+                    hide_suggestions=executor.hide_suggestions,
+                )
+            except Unsupported as unsupported:
+                found = unsupported.reason
+            document.plans[key] = found
+        if isinstance(found, str):
+            self.fallbacks.inc(found)
+            return None
+        self.runs.inc()
+        return found
+
+
+def _conditions(_text: str, executor: Any) -> tuple[str, ...]:
+    """The condition variables of the executor's document (its fragments' and its operation's)."""
+    definitions = [executor.operation, *(details.definition for details in executor.fragments.values())]
+    return condition_variables(DocumentNode(definitions=tuple(definitions)))
+
+
+def _runtime_reason(executor: Any) -> str | None:
+    """Why this run cannot use a plan, whatever the document: a fallback reason, or ``None``."""
+    manager = executor.middleware_manager
+    if manager is not None and manager.middlewares:
+        return "middleware"
+    if executor.abort_signal is not None:
+        return "abort_signal"
+    if executor.hooks is not None:
+        return "hooks"
+    if not executor.error_propagation:
+        return "error_propagation"
+    return None
+
+
+def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
+    """The schema's graphql-core executor class, running queries by their plan from ``plans``."""
+
+    class CompiledExecutor(PerEventExecutor):
+        """:class:`~bff.subscriptions.PerEventExecutor` with queries run by their compiled plan."""
+
+        def execute_operation(self, serially: bool | None = None) -> Any:
+            """Run the operation's plan, or graphql-core's execution when there is none."""
+            if serially:
+                plans.fallbacks.inc("serial")
+                return super().execute_operation(serially)
+            plan = plans.plan(self)
+            if plan is None:
+                return super().execute_operation(serially)
+            try:
+                result = self._fields(plan.fields, self.root_value, None)
+                if self.is_awaitable(result):
+                    return self._await_data(result)
+            except GraphQLError as error:
+                self.collected_errors.add(error, None)
+                return self.finish(self.build_response(None))
+            return self.finish(self.build_response(cast("dict[str, Any]", result)))
+
+        async def _await_data(self, result: Awaitable[dict[str, Any]]) -> ExecutionResult:
+            try:
+                data = await result
+            except GraphQLError as error:
+                self.collected_errors.add(error, None)
+                return cast("ExecutionResult", self.build_response(None))
+            return cast("ExecutionResult", self.build_response(data))
+
+        def _fields(self, fields: list[FieldPlan], source: Any, path: Path | None) -> Any:
+            """A selection's completed fields: a dict, or an awaitable of it (execute_fields)."""
+            results: dict[str, Any] = {}
+            is_awaitable = self.is_awaitable
+            pending: list[str] = []
+            try:
+                for plan in fields:
+                    name = plan.name
+                    if plan.simple:
+                        results[name] = self._attribute(plan, source, path)
+                        continue
+                    result = self._field(plan, source, Path(path, name, plan.parent.name))
+                    results[name] = result
+                    if is_awaitable(result):
+                        pending.append(name)
+            except Exception:
+                if pending:
+                    self.settle_in_background([results[name] for name in pending])
+                raise
+            if not pending:
+                return results
+            return self._gather_fields(results, pending)
+
+        async def _gather_fields(self, results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+            if len(pending) == 1:
+                name = pending[0]
+                results[name] = await results[name]
+            else:
+                awaited = await gather_with_cancel(*(results[name] for name in pending))
+                results.update(zip(pending, awaited, strict=True))
+            return results
+
+        def _attribute(self, plan: FieldPlan, source: Any, path: Path | None) -> Any:
+            """An attribute field of a leaf type, completed inline; a path only for an error."""
+            try:
+                value = (
+                    getattr(source, plan.attribute)
+                    if plan.default is None
+                    else plan.default(source, plan.attribute)
+                )
+                shape = plan.shape
+                if shape.kind == NON_NULL:
+                    shape = cast("Shape", shape.inner)
+                    if value is None:
+                        raise TypeError(plan.null_message)
+                if value is None:
+                    return None
+                if shape.plain_string and type(value) is str:
+                    return value
+                if self.is_awaitable(value) or isinstance(value, Exception):
+                    return self._value(plan, source, Path(path, plan.name, plan.parent.name), value, None)
+                return self.complete_leaf_value(shape.graphql_type, value)  # type: ignore[arg-type]
+            except Exception as raw_error:
+                self.handle_field_error(
+                    raw_error, plan.definition.type, plan.details, Path(path, plan.name, plan.parent.name)
+                )
+                return None
+
+        def _field(self, plan: FieldPlan, source: Any, path: Path) -> Any:
+            """The completed value of one field, or an awaitable of it (execute_field)."""
+            kind = plan.kind
+            if kind == TYPENAME:
+                return plan.parent.name
+            info: Info | None = None
+            try:
+                if kind == ATTRIBUTE:
+                    result = (
+                        getattr(source, plan.attribute)
+                        if plan.default is None
+                        else plan.default(source, plan.attribute)
+                    )
+                else:
+                    info = self._info(plan, path)
+                    args = (
+                        get_argument_values(
+                            plan.definition, plan.nodes[0], self.variable_values, None, self.hide_suggestions
+                        )
+                        if plan.arguments
+                        else {}
+                    )
+                    resolve = plan.resolve or self.field_resolver
+                    result = resolve(source, info, **args)
+                return self._value(plan, source, path, result, info)
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, plan.definition.type, plan.details, path)
+                return None
+
+        def _value(self, plan: FieldPlan, source: Any, path: Path, result: Any, info: Info | None) -> Any:
+            """Complete what a field's resolver returned; raises as graphql-core's ``complete_value``."""
+            if self.is_awaitable(result):
+                return self._complete_awaitable(plan, path, result, info)
+            completed = self._complete(plan, plan.shape, path, result, info)
+            if self.is_awaitable(completed):
+                return self._await_completed(plan, path, completed)
+            return completed
+
+        async def _complete_awaitable(
+            self, plan: FieldPlan, path: Path, result: Awaitable[Any], info: Info | None
+        ) -> Any:
+            try:
+                completed = self._complete(plan, plan.shape, path, await result, info)
+                if self.is_awaitable(completed):
+                    completed = await completed
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, plan.definition.type, plan.details, path)
+                return None
+            return completed
+
+        async def _await_completed(self, plan: FieldPlan, path: Path, completed: Awaitable[Any]) -> Any:
+            try:
+                return await completed
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, plan.definition.type, plan.details, path)
+                return None
+
+        def _info(self, plan: FieldPlan, path: Path) -> Info:
+            return self.build_resolve_info(plan.definition, plan.nodes, plan.parent, path)
+
+        def _complete(self, plan: FieldPlan, shape: Shape, path: Path, result: Any, info: Info | None) -> Any:
+            """A value completed by its shape (complete_value); raises a field error."""
+            if isinstance(result, Exception):
+                raise result
+            kind = shape.kind
+            if kind == NON_NULL:
+                completed = self._complete(plan, cast("Shape", shape.inner), path, result, info)
+                if completed is None:
+                    raise TypeError(plan.null_message)
+                return completed
+            if result is None:
+                return None
+            if kind == LEAF:
+                if shape.plain_string and type(result) is str:
+                    return result
+                return self.complete_leaf_value(shape.graphql_type, result)  # type: ignore[arg-type]
+            if kind == OBJECT:
+                is_type_of = shape.graphql_type.is_type_of  # type: ignore[union-attr]
+                if is_type_of is not None:
+                    # Rare (an object implementing an interface): graphql-core's own completion.
+                    return self.complete_value(
+                        shape.graphql_type, plan.details, info or self._info(plan, path), path, result, None
+                    )
+                return self._fields(shape.fields, result, path)
+            assert kind == LIST
+            if self.is_async_iterable(result):
+                return self.complete_value(
+                    shape.graphql_type, plan.details, info or self._info(plan, path), path, result, None
+                )
+            return self._list(plan, cast("Shape", shape.inner), path, result, info)
+
+        def _list(self, plan: FieldPlan, item_shape: Shape, path: Path, items: Any, info: Info | None) -> Any:
+            """A list's completed items, or an awaitable of them (complete_iterable_value)."""
+            if not is_iterable(items):
+                raise GraphQLError(plan.list_message)
+            is_awaitable = self.is_awaitable
+            completed: list[Any] = []
+            pending: list[int] = []
+            item_type = item_shape.graphql_type
+            try:
+                for index, item in enumerate(items):
+                    item_path = Path(path, index, None)
+                    if is_awaitable(item):
+                        completed.append(
+                            self._complete_awaitable_item(plan, item_shape, item_path, item, info)
+                        )
+                        pending.append(index)
+                        continue
+                    try:
+                        value = self._complete(plan, item_shape, item_path, item, info)
+                        if is_awaitable(value):
+                            completed.append(self._await_item(plan, item_shape, item_path, value))
+                            pending.append(index)
+                        else:
+                            completed.append(value)
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, item_type, plan.details, item_path)
+                        completed.append(None)
+            except Exception:
+                if pending:
+                    self.settle_in_background([completed[index] for index in pending])
+                raise
+            if not pending:
+                return completed
+            return self._gather_items(completed, pending)
+
+        async def _gather_items(self, completed: list[Any], pending: list[int]) -> list[Any]:
+            if len(pending) == 1:
+                index = pending[0]
+                completed[index] = await completed[index]
+            else:
+                awaited = await gather_with_cancel(*(completed[index] for index in pending))
+                for index, value in zip(pending, awaited, strict=True):
+                    completed[index] = value
+            return completed
+
+        async def _await_item(self, plan: FieldPlan, shape: Shape, path: Path, value: Awaitable[Any]) -> Any:
+            try:
+                return await value
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, shape.graphql_type, plan.details, path)
+                return None
+
+        async def _complete_awaitable_item(
+            self,
+            plan: FieldPlan,
+            shape: Shape,
+            path: Path,
+            item: Awaitable[Any],
+            info: Info | None,
+        ) -> Any:
+            try:
+                completed = self._complete(plan, shape, path, await item, info)
+                if self.is_awaitable(completed):
+                    completed = await completed
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, shape.graphql_type, plan.details, path)
+                return None
+            return completed
+
+    return CompiledExecutor
