@@ -61,7 +61,10 @@ class Box:
 
 
 def items() -> list[Item]:
-    return [Item(id=strawberry.ID(str(n)), name=f"n{n}", size=n if n % 2 else None, label=f"l{n}") for n in range(3)]
+    return [
+        Item(id=strawberry.ID(str(n)), name=f"n{n}", size=n if n % 2 else None, label=f"l{n}")
+        for n in range(3)
+    ]
 
 
 @strawberry.type
@@ -123,7 +126,7 @@ QUERIES = [
     "{ box { strict { id laterBroken } items { later(times: 2) } } }",
     "{ items { later laterBroken tags strictTags } }",
     "query($id: ID!) { item(id: $id) { id label } }",
-    "{ greet other: greet(name: \"me\") }",
+    '{ greet other: greet(name: "me") }',
     "{ items { later(times: 3) } }",
 ]
 
@@ -140,9 +143,17 @@ async def test_compiled_matches_graphql_core(query: str) -> None:
 async def test_skip_and_include_make_one_plan_per_combination() -> None:
     """The same document with other @skip/@include values gets its own plan; other variables do not."""
     compiled, _, plans = schemas()
-    query = "query($s: Boolean!, $i: Boolean!, $id: ID!) { item(id: $id) { id @skip(if: $s) label @include(if: $i) } }"
+    query = (
+        "query($s: Boolean!, $i: Boolean!, $id: ID!)"
+        " { item(id: $id) { id @skip(if: $s) label @include(if: $i) } }"
+    )
     answers = []
-    for skip, include, item in [(True, True, "1"), (False, True, "2"), (True, True, "0"), (False, False, "1")]:
+    for skip, include, item in [
+        (True, True, "1"),
+        (False, True, "2"),
+        (True, True, "0"),
+        (False, False, "1"),
+    ]:
         result = await compiled.execute(query, variable_values={"s": skip, "i": include, "id": item})
         answers.append(result.data)
     assert answers == [
@@ -181,7 +192,7 @@ async def test_field_kinds() -> None:
     """Attributes are read directly; resolvers and __typename keep their own ways."""
     compiled, _, plans = schemas()
     await compiled.execute("{ items { __typename id broken } }")
-    document = next(iter(plans._documents._entries.values()))[1]  # noqa: SLF001  # the one plan
+    document = next(iter(plans._documents._entries.values()))[1]  # the one plan
     plan = next(p for p in document.plans.values() if not isinstance(p, str))
     assert not isinstance(plan, str)
     root = plan.fields[0]
