@@ -11,9 +11,11 @@ import pytest
 import strawberry
 from graphql import parse
 
+from bff.graph.schema import build_schema
 from bff.operation.compiled import CompiledPlans, compiled_executor
 from bff.operation.plan import ATTRIBUTE, OBJECT, RESOLVER, TYPENAME, condition_variables
 from bff.subscriptions import PerEventExecutor
+from tests.support.chinook import chinook_app, chinook_settings
 
 
 @strawberry.interface
@@ -207,3 +209,13 @@ async def test_field_kinds() -> None:
         ("id", ATTRIBUTE, True),
         ("broken", RESOLVER, False),
     ]
+
+
+def test_the_setting_chooses_the_engine() -> None:
+    """``BFF_COMPILED_EXECUTION=false`` leaves graphql-core's executor and no plans; on by default."""
+    off = build_schema(chinook_app, chinook_settings({"BFF_COMPILED_EXECUTION": "false"}))
+    on = build_schema(chinook_app, chinook_settings())
+    assert (off.plans, off.execution_context_class) == (None, PerEventExecutor)
+    assert on.plans is not None
+    assert on.execution_context_class is not PerEventExecutor
+    assert issubclass(on.execution_context_class, PerEventExecutor)

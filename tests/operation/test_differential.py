@@ -160,6 +160,24 @@ def test_the_suites_hold_chinook_queries() -> None:
     assert any("invoices" in text and "lines" in text for text in CHINOOK_DOCUMENTS)
 
 
+def counted(client: httpx.Client, graphql_url: str) -> dict[str, float]:
+    """The compiled-execution samples of a BFF's ``/metrics``: sample (with labels) -> value."""
+    text = client.get(graphql_url.replace("/graphql", "/metrics")).text
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("bff_compiled_"))
+    return {sample: float(value) for sample, value in samples}
+
+
+def test_one_engine_compiles_and_the_other_does_not(chinook_pair: Pair, client: httpx.Client) -> None:
+    """The comparison is between two engines: the first BFF runs plans (and counts a fallback for
+    introspection), the second never does."""
+    assert_same(client, chinook_pair, '{ customer(id: "1") { id firstName } }')
+    assert_same(client, chinook_pair, "{ __schema { queryType { name } } }")
+    compiled, plain = (counted(client, url) for url in chinook_pair.urls)
+    assert compiled["bff_compiled_runs_total"] >= 1
+    assert compiled['bff_compiled_fallbacks_total{reason="introspection"}'] >= 1
+    assert plain.get("bff_compiled_runs_total", 0) == 0
+
+
 @pytest.mark.parametrize("query", CHINOOK_DOCUMENTS)
 def test_chinook_queries_of_the_suites(chinook_pair: Pair, client: httpx.Client, query: str) -> None:
     """Each Chinook query of the test suites: the same answer from both engines."""
