@@ -25,6 +25,7 @@ whole of it off.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from types import CoroutineType
 from typing import Any, Final, cast
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLResolveInfo
@@ -155,7 +156,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 return super().execute_operation(serially)
             try:
                 result = self._fields(plan.fields, self.root_value, None)
-                if self.is_awaitable(result):
+                if type(result) is CoroutineType:
                     return self._await_data(result)
             except GraphQLError as error:
                 self.collected_errors.add(error, None)
@@ -171,19 +172,35 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             return cast("ExecutionResult", self.build_response(data))
 
         def _fields(self, fields: list[FieldPlan], source: Any, path: Path | None) -> Any:
-            """A selection's completed fields: a dict, or an awaitable of it (execute_fields)."""
+            """A selection's completed fields: a dict, or an awaitable of it (execute_fields).
+
+            Every awaitable this executor makes (and graphql-core's completion, for the rare values
+            it completes) is a coroutine: ``type(...) is CoroutineType`` tells completed values apart.
+            """
             results: dict[str, Any] = {}
-            is_awaitable = self.is_awaitable
             pending: list[str] = []
             try:
                 for plan in fields:
                     name = plan.name
                     if plan.simple:
-                        results[name] = self._attribute(plan, source, path)
-                        continue
-                    result = self._field(plan, source, Path(path, name, plan.parent.name))
-                    results[name] = result
-                    if is_awaitable(result):
+                        # An attribute with a leaf value: inline, and a path only for an error.
+                        try:
+                            default = plan.default
+                            value = (
+                                getattr(source, plan.attribute)
+                                if default is None
+                                else default(source, plan.attribute)
+                            )
+                            if type(value) is not str or not plan.plain_string:
+                                value = self._leaf(plan, path, value)
+                        except Exception as raw_error:
+                            field_path = Path(path, name, plan.parent.name)
+                            self.handle_field_error(raw_error, plan.definition.type, plan.details, field_path)
+                            value = None
+                    else:
+                        value = self._field(plan, source, Path(path, name, plan.parent.name))
+                    results[name] = value
+                    if type(value) is CoroutineType:
                         pending.append(name)
             except Exception:
                 if pending:
@@ -202,31 +219,20 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 results.update(zip(pending, awaited, strict=True))
             return results
 
-        def _attribute(self, plan: FieldPlan, source: Any, path: Path | None) -> Any:
-            """An attribute field of a leaf type, completed inline; a path only for an error."""
-            try:
-                value = (
-                    getattr(source, plan.attribute)
-                    if plan.default is None
-                    else plan.default(source, plan.attribute)
-                )
-                shape = plan.shape
-                if shape.kind == NON_NULL:
-                    shape = cast("Shape", shape.inner)
-                    if value is None:
-                        raise TypeError(plan.null_message)
+        def _leaf(self, plan: FieldPlan, path: Path | None, value: Any) -> Any:
+            """An attribute's value completed as a leaf (or an awaitable of it); raises a field error."""
+            shape = plan.shape
+            if shape.kind == NON_NULL:
                 if value is None:
-                    return None
-                if shape.plain_string and type(value) is str:
-                    return value
-                if self.is_awaitable(value) or isinstance(value, Exception):
-                    return self._value(plan, source, Path(path, plan.name, plan.parent.name), value, None)
-                return self.complete_leaf_value(shape.graphql_type, value)  # type: ignore[arg-type]
-            except Exception as raw_error:
-                self.handle_field_error(
-                    raw_error, plan.definition.type, plan.details, Path(path, plan.name, plan.parent.name)
-                )
+                    raise TypeError(plan.null_message)
+                shape = cast("Shape", shape.inner)
+            elif value is None:
                 return None
+            if isinstance(value, Exception) or self.is_awaitable(value):
+                return self._value(plan, Path(path, plan.name, plan.parent.name), value, None)
+            if shape.plain_string and type(value) is str:
+                return value
+            return self.complete_leaf_value(shape.graphql_type, value)  # type: ignore[arg-type]
 
         def _field(self, plan: FieldPlan, source: Any, path: Path) -> Any:
             """The completed value of one field, or an awaitable of it (execute_field)."""
@@ -252,17 +258,17 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                     )
                     resolve = plan.resolve or self.field_resolver
                     result = resolve(source, info, **args)
-                return self._value(plan, source, path, result, info)
+                return self._value(plan, path, result, info)
             except Exception as raw_error:
                 self.handle_field_error(raw_error, plan.definition.type, plan.details, path)
                 return None
 
-        def _value(self, plan: FieldPlan, source: Any, path: Path, result: Any, info: Info | None) -> Any:
+        def _value(self, plan: FieldPlan, path: Path, result: Any, info: Info | None) -> Any:
             """Complete what a field's resolver returned; raises as graphql-core's ``complete_value``."""
             if self.is_awaitable(result):
                 return self._complete_awaitable(plan, path, result, info)
             completed = self._complete(plan, plan.shape, path, result, info)
-            if self.is_awaitable(completed):
+            if type(completed) is CoroutineType:
                 return self._await_completed(plan, path, completed)
             return completed
 
@@ -271,7 +277,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
         ) -> Any:
             try:
                 completed = self._complete(plan, plan.shape, path, await result, info)
-                if self.is_awaitable(completed):
+                if type(completed) is CoroutineType:
                     completed = await completed
             except Exception as raw_error:
                 self.handle_field_error(raw_error, plan.definition.type, plan.details, path)
@@ -338,7 +344,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                         continue
                     try:
                         value = self._complete(plan, item_shape, item_path, item, info)
-                        if is_awaitable(value):
+                        if type(value) is CoroutineType:
                             completed.append(self._await_item(plan, item_shape, item_path, value))
                             pending.append(index)
                         else:
@@ -381,7 +387,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
         ) -> Any:
             try:
                 completed = self._complete(plan, shape, path, await item, info)
-                if self.is_awaitable(completed):
+                if type(completed) is CoroutineType:
                     completed = await completed
             except Exception as raw_error:
                 self.handle_field_error(raw_error, shape.graphql_type, plan.details, path)

@@ -121,7 +121,8 @@ class FieldPlan:
 
     ``resolve`` is the field's graphql-core resolver (:data:`RESOLVER`); ``attribute`` the Python
     attribute and ``default`` Strawberry's default resolver, ``None`` for plain ``getattr``
-    (:data:`ATTRIBUTE`). ``simple`` marks an attribute with a leaf value: completed inline.
+    (:data:`ATTRIBUTE`). ``simple`` marks an attribute with a leaf value: completed inline;
+    ``plain_string`` when that leaf is ``String`` or ``ID`` (a ``str`` value is its own output).
     """
 
     name: str
@@ -136,6 +137,7 @@ class FieldPlan:
     default: Any = None
     arguments: bool = False
     simple: bool = False
+    plain_string: bool = False
     null_message: str = ""
     list_message: str = ""
 
@@ -254,6 +256,7 @@ class _Compiler:
             plan.default = None if default is getattr else default
             leaf = shape if shape.kind != NON_NULL else shape.inner
             plan.simple = leaf is not None and leaf.kind == LEAF
+            plan.plain_string = plan.simple and leaf is not None and leaf.plain_string
         return plan
 
     def shape(self, graphql_type: GraphQLOutputType, details: FieldDetailsList) -> Shape:

@@ -88,6 +88,14 @@ class Query:
         return list(items())
 
     @strawberry.field
+    def ghosts(self) -> list[Item | None]:
+        """Items whose non-null attributes are null or not even there."""
+        return [
+            Item(id=strawberry.ID("g"), name="ghost", size=1, label=None),  # type: ignore[arg-type]
+            Item(id=None, name="nameless", size=None, label="x"),  # type: ignore[arg-type]
+        ]
+
+    @strawberry.field
     def greet(self, name: str = "you") -> str:
         return f"hello {name}"
 
@@ -130,6 +138,8 @@ QUERIES = [
     "query($id: ID!) { item(id: $id) { id label } }",
     '{ greet other: greet(name: "me") }',
     "{ items { later(times: 3) } }",
+    "{ ghosts { label id name size } }",
+    "{ ghosts { id } items { size } }",
 ]
 
 
