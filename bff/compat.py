@@ -3,8 +3,9 @@
 Every function here names the internal it reads; ``tests/bff/test_compat.py`` fails loudly when an
 upgrade of the dependency moves or changes it, so it is fixed here and nowhere else.
 
-- Strawberry: the graphql-core schema it executes with, the field behind a graphql-core field, and
-  how its view tells a streamed (SSE, multipart) request from a plain one.
+- Strawberry: the graphql-core schema it executes with, the field behind a graphql-core field (and
+  whether Strawberry resolves it as a plain attribute), and how its view tells a streamed (SSE,
+  multipart) request from a plain one.
 - purgatory: the state of a breaker and the exception it raises while open (both live in
   ``purgatory.domain.model``, which the package does not export), and the state a listener's
   ``state_changed`` event carries (``purgatory.domain.messages.events.ContextChanged``).
@@ -30,6 +31,7 @@ __all__ = [
     "circuit_state",
     "graphql_core_schema",
     "is_stream_request",
+    "plain_attribute_of",
     "stop_storage_expiry",
     "strawberry_field_of",
 ]
@@ -55,6 +57,24 @@ def strawberry_field_of(field: GraphQLField) -> StrawberryField | None:
     """
     found = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     return found if isinstance(found, StrawberryField) else None
+
+
+def plain_attribute_of(field: GraphQLField) -> StrawberryField | None:
+    """The Strawberry field behind ``field`` when Strawberry resolves it as a plain attribute, else
+    ``None``.
+
+    Strawberry gives a field without resolver, extensions (permission classes are one) and exception
+    handlers its ``_get_basic_result`` resolver, marked ``_is_default``; every other field gets a
+    wrapper that also carries ``_is_default`` when the field has no resolver of its own, so the name
+    is what tells them apart. Compiled execution reads such a field with ``getattr`` itself.
+    """
+    found = strawberry_field_of(field)
+    resolve = field.resolve
+    if found is None or not found.is_basic_field or resolve is None:
+        return None
+    if not getattr(resolve, "_is_default", False) or resolve.__name__ != "_get_basic_result":
+        return None
+    return found
 
 
 def is_stream_request(view: Any, headers: Mapping[str, str]) -> bool:

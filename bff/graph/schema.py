@@ -15,6 +15,7 @@ from bff.limits import Limits, cached_parser, parser_extension, validation_rules
 from bff.masking import MaskUnexpectedErrors, shape_errors
 from bff.operation.caches import TextCache
 from bff.operation.compiled import CompiledPlans, compiled_executor
+from bff.operation.direct import DirectExecution
 from bff.operation.pipeline import OperationPipeline
 from bff.operation.schema import OperationSchema
 from bff.operation.validation import validation_cache
@@ -39,7 +40,9 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     """The executable schema of ``app``: the operation pipeline every transport runs through
     (:mod:`bff.operation.pipeline`), parser and validation caches bounded in bytes, operation limits
     priced by the app's declarations, error masking, stale reporting, fresh contexts per
-    subscription event, and with ``BFF_COMPILED_EXECUTION`` queries run by compiled plans.
+    subscription event, and with ``BFF_COMPILED_EXECUTION`` queries run by compiled plans, without
+    Strawberry's per-operation machinery once their document is parsed and validated
+    (:mod:`bff.operation.direct`).
 
     The limit rules are built here, once: the same rule classes for every operation keep the
     validation cache hitting (see :mod:`bff.limits`). Relationship fields are resolved by graphql-core
@@ -61,6 +64,7 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
         # Fresh contexts (DataLoaders) per subscription event and per WebSocket operation; queries
         # by their compiled plan (bff.operation.compiled).
         "execution_context_class": compiled_executor(plans) if plans is not None else PerEventExecutor,
+        # Direct execution (bff.operation.direct) does inline what these do: keep both in step.
         "extensions": [
             parser_extension(parse),
             lambda: AddValidationRules(rules),
@@ -80,6 +84,14 @@ def build_schema(app: App, settings: Settings, *, shared: SharedState | None = N
     resolve_directly(core)
     schema.validated = validated
     schema.plans = plans
+    if plans is not None:
+        schema.direct = DirectExecution(
+            schema,
+            core=core,
+            executor=schema.execution_context_class,
+            validated=validated,
+            suggestions=settings.field_suggestions,
+        )
     schema.pipeline = OperationPipeline(
         settings,
         cost_map=app.cost_map,

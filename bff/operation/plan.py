@@ -58,7 +58,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues
 from graphql.language import DirectiveNode, Visitor
 
-from bff.compat import strawberry_field_of
+from bff.compat import plain_attribute_of
 
 __all__ = [
     "ATTRIBUTE",
@@ -244,12 +244,8 @@ class _Compiler:
         if field_name == "__typename":
             plan.kind = TYPENAME
             return plan
-        strawberry_field = strawberry_field_of(definition)
-        if (
-            strawberry_field is not None
-            and getattr(definition.resolve, "_is_default", False)
-            and not plan.arguments
-        ):
+        strawberry_field = plain_attribute_of(definition)
+        if strawberry_field is not None and not plan.arguments:
             plan.kind = ATTRIBUTE
             plan.attribute = strawberry_field.python_name
             default = strawberry_field.default_resolver

@@ -20,7 +20,7 @@ from contextlib import aclosing
 from contextvars import ContextVar
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -30,6 +30,7 @@ from bff.masking import collapse
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
 from bff.operation.compiled import CompiledPlans
+from bff.operation.direct import DirectExecution
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
@@ -45,7 +46,8 @@ class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
     ``pipeline``, ``validated`` (the validation cache, for tests and metrics) and ``plans`` (the
-    compiled plans, :mod:`bff.operation.compiled`, ``None`` when off) are set by
+    compiled plans, :mod:`bff.operation.compiled`, ``None`` when off) and ``direct`` (queries run
+    without Strawberry's per-operation machinery, :mod:`bff.operation.direct`) are set by
     :func:`bff.graph.schema.build_schema`, ``telemetry`` by :func:`bff.app.create_app`; without a
     pipeline, or for a context that is not a :class:`~bff.context.Context`, operations run as
     Strawberry runs them.
@@ -54,6 +56,7 @@ class OperationSchema(QuietSchema):
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
     plans: CompiledPlans | None = None
+    direct: DirectExecution | None = None
     telemetry: OperationTelemetry | None = None
 
     async def execute(
@@ -76,15 +79,27 @@ class OperationSchema(QuietSchema):
                 if record is not None:
                     record.result(admitted)
                 return admitted
-            result = await super().execute(
-                admitted.query if admitted is not None else query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
+            document = self._direct(admitted, allowed_operation_types)
+            if admitted is not None and self.direct is not None and document is not None:
+                result = await self.direct.execute(
+                    admitted.query,
+                    document,
+                    variable_values=variable_values,
+                    context_value=context_value,
+                    root_value=root_value,
+                    operation_name=operation_name,
+                    operation_extensions=operation_extensions,
+                )
+            else:
+                result = await super().execute(
+                    admitted.query if admitted is not None else query,
+                    variable_values,
+                    context_value,
+                    root_value,
+                    operation_name,
+                    allowed_operation_types,
+                    operation_extensions,
+                )
             if admitted is not None and self.pipeline is not None and not _is_request_error(result):
                 await self.pipeline.ran(admitted)
             result = self._shaped(result)
@@ -142,6 +157,17 @@ class OperationSchema(QuietSchema):
         parsed = parse_errors_as_results(results, str(getattr(context_value, "request_id", "-")))
         shaped = self._shaped_stream(parsed)
         return record.stream(shaped) if record is not None else shaped
+
+    def _direct(
+        self, admitted: Admitted | None, allowed_operation_types: Iterable[OperationType] | None
+    ) -> DocumentNode | None:
+        """The parsed document when the admitted operation runs by direct execution
+        (:mod:`bff.operation.direct`), else ``None``: Strawberry's ``execute`` runs it."""
+        if admitted is None or self.direct is None or self.pipeline is None:
+            return None
+        if not self.direct.can_run(admitted.query, admitted.operation, allowed_operation_types):
+            return None
+        return self.pipeline.document(admitted.query)
 
     def _shaped(self, result: ExecutionResult) -> ExecutionResult:
         """A request error's errors with their codes (and without suggestions when they are off).

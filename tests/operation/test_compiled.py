@@ -10,12 +10,20 @@ from typing import Any
 import pytest
 import strawberry
 from graphql import parse
+from strawberry.permission import BasePermission
 
 from bff.graph.schema import build_schema
 from bff.operation.compiled import CompiledPlans, compiled_executor
 from bff.operation.plan import ATTRIBUTE, OBJECT, RESOLVER, TYPENAME, condition_variables
 from bff.subscriptions import PerEventExecutor
 from tests.support.chinook import chinook_app, chinook_settings
+
+
+class Nobody(BasePermission):
+    message = "Not for you."
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
 
 
 @strawberry.interface
@@ -28,6 +36,7 @@ class Item(Named):
     id: strawberry.ID
     size: int | None
     label: str
+    secret: str | None = strawberry.field(default="hidden", permission_classes=[Nobody])
 
     @strawberry.field
     def broken(self) -> str | None:
@@ -140,6 +149,7 @@ QUERIES = [
     "{ items { later(times: 3) } }",
     "{ ghosts { label id name size } }",
     "{ ghosts { id } items { size } }",
+    "{ items { id secret } }",
 ]
 
 
