@@ -62,7 +62,7 @@ PLAN_BYTES_PER_SOURCE_BYTE: Final = 40
 """Rough memory of the plans of a document per byte of its text (its syntax tree's, and more)."""
 
 
-class _Document:
+class _Operation:
     """The plans of one operation of a document, by values of its condition variables."""
 
     __slots__ = ("conditions", "plans")
@@ -76,7 +76,11 @@ class CompiledPlans:
     """The plans of an app's documents (bounded in bytes, as the parse cache), with their counters."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._documents: TextCache[_Document] = TextCache(max_bytes, weight=PLAN_BYTES_PER_SOURCE_BYTE)
+        # Keyed by the document's text: the parse cache hands out the same string each time, whose
+        # hash Python keeps, so a lookup does not hash the text again.
+        self._documents: TextCache[dict[str, _Operation]] = TextCache(
+            max_bytes, weight=PLAN_BYTES_PER_SOURCE_BYTE
+        )
         self.runs, self.fallbacks = compiled_counters()
 
     def plan(self, executor: Any) -> Plan | None:
@@ -91,10 +95,11 @@ class CompiledPlans:
         if loc is None:
             self.fallbacks.inc("no_source")
             return None
+        operations = self._documents.get_or_make(loc.source.body, _no_operations)
         name = operation.name.value if operation.name is not None else ""
-        document = self._documents.get_or_make(
-            f"{name}\n{loc.source.body}", lambda _key: _Document(_conditions(loc.source.body, executor))
-        )
+        document = operations.get(name)
+        if document is None:
+            document = operations[name] = _Operation(_conditions(executor))
         if len(document.conditions) > MAX_CONDITIONS:
             self.fallbacks.inc("conditions")
             return None
@@ -120,7 +125,11 @@ class CompiledPlans:
         return found
 
 
-def _conditions(_text: str, executor: Any) -> tuple[str, ...]:
+def _no_operations(_text: str) -> dict[str, _Operation]:
+    return {}
+
+
+def _conditions(executor: Any) -> tuple[str, ...]:
     """The condition variables of the executor's document (its fragments' and its operation's)."""
     definitions = [executor.operation, *(details.definition for details in executor.fragments.values())]
     return condition_variables(DocumentNode(definitions=tuple(definitions)))

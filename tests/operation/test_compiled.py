@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import parse
+from graphql import Executor, parse
 from strawberry.permission import BasePermission
 
+from bff.compat import graphql_core_schema
 from bff.graph.schema import build_schema
 from bff.operation.compiled import CompiledPlans, compiled_executor
-from bff.operation.plan import ATTRIBUTE, OBJECT, RESOLVER, TYPENAME, condition_variables
+from bff.operation.plan import ATTRIBUTE, OBJECT, RESOLVER, TYPENAME, compile_plan, condition_variables
 from bff.subscriptions import PerEventExecutor
 from tests.support.chinook import chinook_app, chinook_settings
 
@@ -210,13 +211,14 @@ def test_condition_variables_are_those_of_skip_and_include() -> None:
     assert condition_variables(document) == ("a", "b")
 
 
-async def test_field_kinds() -> None:
-    """Attributes are read directly; resolvers and __typename keep their own ways."""
-    compiled, _, plans = schemas()
-    await compiled.execute("{ items { __typename id broken } }")
-    document = next(iter(plans._documents._entries.values()))[1]  # the one plan
-    plan = next(p for p in document.plans.values() if not isinstance(p, str))
-    assert not isinstance(plan, str)
+def test_field_kinds() -> None:
+    """Attributes are read directly; resolvers, guarded attributes and __typename keep their ways."""
+    compiled, _, _ = schemas()
+    executor = Executor.build(
+        graphql_core_schema(compiled), parse("{ items { __typename id broken secret } }")
+    )
+    assert isinstance(executor, Executor)
+    plan = compile_plan(executor.schema, executor.fragments, executor.operation, executor.variable_values)
     root = plan.fields[0]
     assert root.kind == RESOLVER
     shape = root.shape
@@ -228,6 +230,7 @@ async def test_field_kinds() -> None:
         ("__typename", TYPENAME, False),
         ("id", ATTRIBUTE, True),
         ("broken", RESOLVER, False),
+        ("secret", RESOLVER, False),
     ]
 
 
