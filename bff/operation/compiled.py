@@ -11,8 +11,9 @@ gathered together, so DataLoaders batch as before and loaded records resolve wit
 (:mod:`bff.graph.relations`); errors are located, nulled and propagated to the nearest nullable parent
 by graphql-core's own ``handle_field_error``, so their messages, paths and locations are its own.
 
-Strawberry's schema extensions run around the executor as before (parsing, validation, masking,
-error shaping, stale reporting): the plan replaces only graphql-core's ``execute_operation``. What the
+The plan replaces only graphql-core's ``execute_operation``: around it, Strawberry's schema extensions
+run as before (parsing, validation, masking, error shaping, stale reporting), or their inline
+equivalent for a document already parsed and validated (:mod:`bff.operation.direct`). What the
 plan does not cover runs on graphql-core, counted by reason in ``bff_compiled_fallbacks_total``
 (:mod:`bff.operation.plan` lists the reasons of the document; besides them ``middleware`` when a schema
 extension resolves fields, ``abort_signal``, ``hooks``, ``error_propagation`` when the operation
