@@ -49,6 +49,7 @@ from examples.jsonplaceholder import app as jsonplaceholder_app
 from examples.jsonplaceholder.data import load_data
 from tests.e2e.stack import run_bff
 from tests.support.jsonserver import require_json_server
+from tests.support.tokens import SECRET, customer, employee
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -82,9 +83,10 @@ def documents(schema: GraphQLSchema) -> list[str]:
 class Pair:
     """A BFF with compiled execution and one without, over the same services, on a loop in a thread."""
 
-    def __init__(self, app: App, name: str) -> None:
+    def __init__(self, app: App, name: str, **environ: str) -> None:
         self.app = app
         self.name = name
+        self.environ = environ
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.stack = AsyncExitStack()
@@ -106,9 +108,11 @@ class Pair:
             urls = await self.stack.enter_async_context(
                 run_json_servers(require_json_server(), self.tmp, dbs={"jsonplaceholder": load_data()})
             )
-        on = await self.stack.enter_async_context(run_bff("compiled", urls, app_spec=self.app))
+        on = await self.stack.enter_async_context(
+            run_bff("compiled", urls, app_spec=self.app, **self.environ)
+        )
         off = await self.stack.enter_async_context(
-            run_bff("graphql-core", urls, app_spec=self.app, BFF_COMPILED_EXECUTION="false")
+            run_bff("graphql-core", urls, app_spec=self.app, **self.environ, BFF_COMPILED_EXECUTION="false")
         )
         return on.graphql_url, off.graphql_url
 
@@ -130,7 +134,13 @@ def normalised(response: httpx.Response) -> str:
     return f"{response.status_code} {json.dumps(body, sort_keys=True)}"
 
 
-def assert_same(client: httpx.Client, pair: Pair, query: str, variables: dict[str, Any] | None = None) -> str:
+def assert_same(
+    client: httpx.Client,
+    pair: Pair,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> str:
     """The answers to ``query`` of both BFFs, asserted equal; the compiled one.
 
     The compiled BFF answers twice: a document's first run validates it through Strawberry, later
@@ -138,9 +148,9 @@ def assert_same(client: httpx.Client, pair: Pair, query: str, variables: dict[st
     """
     body = {"query": query, "variables": variables or {}}
     compiled, url = pair.urls
-    plain = normalised(client.post(url, json=body))
+    plain = normalised(client.post(url, json=body, headers=headers))
     for _ in range(2):
-        answer = normalised(client.post(compiled, json=body))
+        answer = normalised(client.post(compiled, json=body, headers=headers))
         assert answer == plain, query
     return answer
 
@@ -211,6 +221,32 @@ def test_jsonplaceholder_queries(client: httpx.Client, tmp_path: Path) -> None:
             assert_same(client, pair, query)
     finally:
         pair.stop()
+
+
+GUARDED = [
+    '{ customer(id: "1") { firstName email invoices { id total } } }',
+    '{ customer(id: "2") { email supportRep { firstName } } }',
+    '{ invoice(id: "1") { total lines { track { name } } } }',
+    "{ customers(first: 3) { edges { node { id email invoices { total } } } } }",
+]
+
+
+@pytest.fixture(scope="module")
+def guarded_pair() -> Iterator[Pair]:
+    pair = Pair(chinook_app, "chinook", BFF_JWT_HS256_SECRET=SECRET, BFF_AUTH_REQUIRED="true")
+    pair.start()
+    yield pair
+    pair.stop()
+
+
+@pytest.mark.parametrize("who", ["anonymous", "customer 1", "customer 2", "employee"])
+def test_guarded_fields_per_principal(guarded_pair: Pair, client: httpx.Client, who: str) -> None:
+    """Fields with permission classes (bff_chinook.resolvers.access) answer alike for each principal,
+    with BFF_AUTH_REQUIRED: the data each may see, and the same errors for the rest."""
+    authorization = {"customer 1": customer("1"), "customer 2": customer("2"), "employee": employee()}
+    headers = {"Authorization": authorization[who]} if who in authorization else None
+    answers = [assert_same(client, guarded_pair, query, headers=headers) for query in GUARDED]
+    assert any('"email": "' in answer for answer in answers) == (who != "anonymous")
 
 
 ID_VALUES = st.sampled_from(["1", "2", "5", "59", "999999", "x"])
