@@ -343,6 +343,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             completed: list[Any] = []
             pending: list[int] = []
             item_type = item_shape.graphql_type
+            object_fields = item_shape.object_fields
             try:
                 for index, item in enumerate(items):
                     item_path = Path(path, index, None)
@@ -353,7 +354,10 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                         pending.append(index)
                         continue
                     try:
-                        value = self._complete(plan, item_shape, item_path, item, info)
+                        if object_fields is not None and item is not None and not isinstance(item, Exception):
+                            value = self._fields(object_fields, item, item_path)
+                        else:
+                            value = self._complete(plan, item_shape, item_path, item, info)
                         if type(value) is CoroutineType:
                             completed.append(self._await_item(plan, item_shape, item_path, value))
                             pending.append(index)

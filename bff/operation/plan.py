@@ -105,7 +105,9 @@ class Shape:
 
     ``kind`` is :data:`NON_NULL` or :data:`LIST` (``inner`` is the wrapped type's shape),
     :data:`LEAF` (``plain_string``: a ``str`` is its own output, as for ``String`` and ``ID``), or
-    :data:`OBJECT` (``fields`` are the selected fields' plans).
+    :data:`OBJECT` (``fields`` are the selected fields' plans). ``object_fields`` are the fields of an
+    object, or of a non-null object, without ``is_type_of``: a value other than ``None`` or an
+    exception is completed by them alone.
     """
 
     kind: int
@@ -113,6 +115,7 @@ class Shape:
     inner: Shape | None = None
     plain_string: bool = False
     fields: list[FieldPlan] = field(default_factory=list)
+    object_fields: list[FieldPlan] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -257,7 +260,8 @@ class _Compiler:
 
     def shape(self, graphql_type: GraphQLOutputType, details: FieldDetailsList) -> Shape:
         if isinstance(graphql_type, GraphQLNonNull):
-            return Shape(NON_NULL, graphql_type, inner=self.shape(graphql_type.of_type, details))
+            inner = self.shape(graphql_type.of_type, details)
+            return Shape(NON_NULL, graphql_type, inner=inner, object_fields=inner.object_fields)
         if isinstance(graphql_type, GraphQLList):
             return Shape(LIST, graphql_type, inner=self.shape(graphql_type.of_type, details))
         if is_leaf_type(graphql_type):
@@ -277,4 +281,6 @@ class _Compiler:
         )
         if deferred:
             raise Unsupported("deferred")
-        return Shape(OBJECT, graphql_type, fields=self.fields(graphql_type, grouped))
+        fields = self.fields(graphql_type, grouped)
+        plain = graphql_type.is_type_of is None
+        return Shape(OBJECT, graphql_type, fields=fields, object_fields=fields if plain else None)
