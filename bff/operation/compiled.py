@@ -31,7 +31,7 @@ from typing import Any, Final, cast
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLResolveInfo
 from graphql.execution.values import get_argument_values
-from graphql.pyutils import Path, gather_with_cancel, is_iterable
+from graphql.pyutils import Path, Undefined, gather_with_cancel, is_iterable
 
 from bff.operation.caches import TextCache
 from bff.operation.fallbacks import compiled_counters
@@ -233,10 +233,10 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             """An attribute's value completed as a leaf (or an awaitable of it); raises a field error."""
             shape = plan.shape
             if shape.kind == NON_NULL:
-                if value is None:
+                if value is None or value is Undefined:
                     raise TypeError(plan.null_message)
                 shape = cast("Shape", shape.inner)
-            elif value is None:
+            elif value is None or value is Undefined:
                 return None
             if isinstance(value, Exception) or self.is_awaitable(value):
                 return self._value(plan, Path(path, plan.name, plan.parent.name), value, None)
@@ -314,7 +314,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 if completed is None:
                     raise TypeError(plan.null_message)
                 return completed
-            if result is None:
+            if result is None or result is Undefined:
                 return None
             if kind == LEAF:
                 if shape.plain_string and type(result) is str:

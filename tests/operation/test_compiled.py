@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import Executor, parse
+from graphql import Executor, Undefined, parse
 from strawberry.permission import BasePermission
 
 from bff.compat import graphql_core_schema
@@ -98,6 +98,11 @@ class Query:
         return list(items())
 
     @strawberry.field
+    def undefined(self) -> list[str | None]:
+        """graphql-core's Undefined, which it completes as null, as a resolver result and an item."""
+        return [Undefined, "x"]  # type: ignore[list-item]
+
+    @strawberry.field
     def ghosts(self) -> list[Item | None]:
         """Items whose non-null attributes are null or not even there."""
         return [
@@ -151,6 +156,7 @@ QUERIES = [
     "{ ghosts { label id name size } }",
     "{ ghosts { id } items { size } }",
     "{ items { id secret } }",
+    "{ undefined }",
 ]
 
 
