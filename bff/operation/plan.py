@@ -48,17 +48,17 @@ from graphql import (
     is_leaf_type,
     visit,
 )
-from graphql.execution.collect_fields import (
+from graphql.execution.values import VariableValues
+from graphql.language import DirectiveNode, Visitor
+
+from bff.compat import (
     FieldDetailsList,
     FragmentDetails,
     GroupedFieldSet,
     collect_fields,
     collect_subfields,
+    plain_attribute_of,
 )
-from graphql.execution.values import VariableValues
-from graphql.language import DirectiveNode, Visitor
-
-from bff.compat import plain_attribute_of
 
 __all__ = [
     "ATTRIBUTE",

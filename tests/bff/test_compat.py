@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLField, GraphQLObjectType
+from graphql import Executor, GraphQLField, GraphQLObjectType
 from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -92,6 +92,12 @@ class Attributes:
 @strawberry.type
 class AttributesQuery:
     attributes: Attributes
+
+
+def test_the_executor_has_the_methods_compiled_execution_calls() -> None:
+    """graphql-core's Executor still has every method bff.operation.compiled calls (private in 3.3)."""
+    missing = [name for name in compat.EXECUTOR_METHODS if not callable(getattr(Executor, name, None))]
+    assert missing == []
 
 
 def test_plain_attribute_of_tells_attributes_from_guarded_and_resolved_fields() -> None:

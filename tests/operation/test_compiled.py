@@ -210,6 +210,8 @@ async def test_fallbacks_are_counted_by_reason(query: str, reason: str) -> None:
 
 
 def test_condition_variables_are_those_of_skip_and_include() -> None:
+    """Variables read by @skip/@include, in fragments too, key the plans; other variables and literal
+    conditions do not."""
     document = parse(
         "query($a: Boolean!, $b: Boolean!, $c: ID!) { item(id: $c) { id @skip(if: $b) ...F } }"
         " fragment F on Item { label @include(if: $a) name @skip(if: true) }"
