@@ -14,9 +14,10 @@ from bff.graph.relations import resolve_directly
 from bff.limits import Limits, cached_parser, parser_extension, validation_rules
 from bff.masking import MaskUnexpectedErrors, shape_errors
 from bff.operation.caches import TextCache
-from bff.operation.compiled import CompiledPlans, compiled_executor
+from bff.operation.compiled import compiled_executor
 from bff.operation.direct import DirectExecution
 from bff.operation.pipeline import OperationPipeline
+from bff.operation.plan_cache import CompiledPlans
 from bff.operation.schema import OperationSchema
 from bff.operation.validation import validation_cache
 from bff.persisted import PersistedQueries

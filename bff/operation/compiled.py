@@ -14,27 +14,21 @@ by graphql-core's own ``handle_field_error``, so their messages, paths and locat
 The plan replaces only graphql-core's ``execute_operation``: around it, Strawberry's schema extensions
 run as before (parsing, validation, masking, error shaping, stale reporting), or their inline
 equivalent for a document already parsed and validated (:mod:`bff.operation.direct`). What the
-plan does not cover runs on graphql-core, counted by reason in ``bff_compiled_fallbacks_total``
-(:mod:`bff.operation.plan` lists the reasons of the document; besides them ``middleware`` when a schema
-extension resolves fields, ``abort_signal``, ``hooks``, ``error_propagation`` when the operation
-disables it, ``serial`` when asked to run root fields one by one, ``no_source`` for a document
-without its text, ``conditions`` past :data:`MAX_CONDITIONS` ``@skip``/``@include`` variables).
-Compiled runs are counted in ``bff_compiled_runs_total``. ``BFF_COMPILED_EXECUTION=false`` turns the
-whole of it off.
+plan does not cover runs on graphql-core, counted by reason in ``bff_compiled_fallbacks_total``: the
+reasons of :mod:`bff.operation.plan_cache` and :mod:`bff.operation.plan`, and ``serial`` when asked to
+run root fields one by one. ``BFF_COMPILED_EXECUTION=false`` turns the whole of it off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from types import CoroutineType
-from typing import Any, Final, cast
+from typing import Any, cast
 
-from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLResolveInfo
+from graphql import ExecutionResult, GraphQLError, GraphQLResolveInfo
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined, gather_with_cancel, is_iterable
 
-from bff.operation.caches import TextCache
-from bff.operation.fallbacks import compiled_counters
 from bff.operation.plan import (
     ATTRIBUTE,
     LEAF,
@@ -43,111 +37,15 @@ from bff.operation.plan import (
     OBJECT,
     TYPENAME,
     FieldPlan,
-    Plan,
     Shape,
-    Unsupported,
-    compile_plan,
-    condition_variables,
 )
+from bff.operation.plan_cache import CompiledPlans
 from bff.subscriptions import PerEventExecutor
 
 Info = GraphQLResolveInfo[Any]
 """graphql-core's resolve info (Strawberry's subclass of it, here)."""
 
-__all__ = ["MAX_CONDITIONS", "PLAN_BYTES_PER_SOURCE_BYTE", "CompiledPlans", "compiled_executor"]
-
-MAX_CONDITIONS: Final = 6
-"""Most ``@skip``/``@include`` variables a compiled document may have (a plan per combination)."""
-
-PLAN_BYTES_PER_SOURCE_BYTE: Final = 40
-"""Rough memory of the plans of a document per byte of its text (its syntax tree's, and more)."""
-
-
-class _Operation:
-    """The plans of one operation of a document, by values of its condition variables."""
-
-    __slots__ = ("conditions", "plans")
-
-    def __init__(self, conditions: tuple[str, ...]) -> None:
-        self.conditions = conditions
-        self.plans: dict[tuple[Any, ...], Plan | str] = {}
-
-
-class CompiledPlans:
-    """The plans of an app's documents (bounded in bytes, as the parse cache), with their counters."""
-
-    def __init__(self, max_bytes: int) -> None:
-        # Keyed by the document's text: the parse cache hands out the same string each time, whose
-        # hash Python keeps, so a lookup does not hash the text again.
-        self._documents: TextCache[dict[str, _Operation]] = TextCache(
-            max_bytes, weight=PLAN_BYTES_PER_SOURCE_BYTE
-        )
-        self.runs, self.fallbacks = compiled_counters()
-
-    def plan(self, executor: Any) -> Plan | None:
-        """The plan of ``executor``'s operation (a graphql-core ``Executor``), or ``None`` when it
-        runs on graphql-core (the fallback counted)."""
-        reason = _runtime_reason(executor)
-        if reason is not None:
-            self.fallbacks.inc(reason)
-            return None
-        operation = executor.operation
-        loc = operation.loc
-        if loc is None:
-            self.fallbacks.inc("no_source")
-            return None
-        operations = self._documents.get_or_make(loc.source.body, _no_operations)
-        name = operation.name.value if operation.name is not None else ""
-        document = operations.get(name)
-        if document is None:
-            document = operations[name] = _Operation(_conditions(executor))
-        if len(document.conditions) > MAX_CONDITIONS:
-            self.fallbacks.inc("conditions")
-            return None
-        coerced = executor.variable_values.coerced
-        key = tuple(coerced.get(variable) for variable in document.conditions)
-        found = document.plans.get(key)
-        if found is None:
-            try:
-                found = compile_plan(
-                    executor.schema,
-                    executor.fragments,
-                    operation,
-                    executor.variable_values,
-                    hide_suggestions=executor.hide_suggestions,
-                )
-            except Unsupported as unsupported:
-                found = unsupported.reason
-            document.plans[key] = found
-        if isinstance(found, str):
-            self.fallbacks.inc(found)
-            return None
-        self.runs.inc()
-        return found
-
-
-def _no_operations(_text: str) -> dict[str, _Operation]:
-    return {}
-
-
-def _conditions(executor: Any) -> tuple[str, ...]:
-    """The condition variables of the executor's document (its fragments' and its operation's)."""
-    definitions = [executor.operation, *(details.definition for details in executor.fragments.values())]
-    return condition_variables(DocumentNode(definitions=tuple(definitions)))
-
-
-def _runtime_reason(executor: Any) -> str | None:
-    """Why this run cannot use a plan, whatever the document: a fallback reason, or ``None``."""
-    manager = executor.middleware_manager
-    if manager is not None and manager.middlewares:
-        return "middleware"
-    if executor.abort_signal is not None:
-        return "abort_signal"
-    if executor.hooks is not None:
-        return "hooks"
-    if not executor.error_propagation:
-        return "error_propagation"
-    return None
+__all__ = ["compiled_executor"]
 
 
 def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:

@@ -29,9 +29,9 @@ from bff.context import Context
 from bff.masking import collapse
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
-from bff.operation.compiled import CompiledPlans
 from bff.operation.direct import DirectExecution
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
+from bff.operation.plan_cache import CompiledPlans
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
 
 __all__ = ["OPERATION_EXTENSIONS", "OperationSchema"]

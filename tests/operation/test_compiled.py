@@ -14,8 +14,9 @@ from strawberry.permission import BasePermission
 
 from bff.compat import graphql_core_schema
 from bff.graph.schema import build_schema
-from bff.operation.compiled import CompiledPlans, compiled_executor
+from bff.operation.compiled import compiled_executor
 from bff.operation.plan import ATTRIBUTE, OBJECT, RESOLVER, TYPENAME, compile_plan, condition_variables
+from bff.operation.plan_cache import CompiledPlans
 from bff.subscriptions import PerEventExecutor
 from tests.support.chinook import chinook_app, chinook_settings
 
