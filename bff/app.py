@@ -170,6 +170,9 @@ def create_app(
         telemetry.follow(groups.executions)
         telemetry.follow(groups.deliveries)
         app.on_shutdown.append(lambda _app: groups.aclose())
+    if schema.plans is not None:
+        telemetry.follow(schema.plans.runs)
+        telemetry.follow(schema.plans.fallbacks)
     view = GraphQLView(
         schema=schema,
         settings=settings,

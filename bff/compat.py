@@ -3,20 +3,31 @@
 Every function here names the internal it reads; ``tests/bff/test_compat.py`` fails loudly when an
 upgrade of the dependency moves or changes it, so it is fixed here and nowhere else.
 
-- Strawberry: the graphql-core schema it executes with, the field behind a graphql-core field, and
-  how its view tells a streamed (SSE, multipart) request from a plain one.
+- Strawberry: the graphql-core schema it executes with, the field behind a graphql-core field (and
+  whether Strawberry resolves it as a plain attribute), and how its view tells a streamed (SSE,
+  multipart) request from a plain one.
 - purgatory: the state of a breaker and the exception it raises while open (both live in
   ``purgatory.domain.model``, which the package does not export), and the state a listener's
   ``state_changed`` event carries (``purgatory.domain.messages.events.ContextChanged``).
 - limits: the expiry task of its in-process storage, which nothing public stops.
+- graphql-core: what compiled execution (:mod:`bff.operation.compiled`) builds on: the field collection
+  of ``graphql.execution.collect_fields`` (``collect_subfields`` and its types are not exported), and
+  the ``Executor`` methods it calls, which 3.3 marks ``:meta private:`` (:data:`EXECUTOR_METHODS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from graphql import GraphQLField, GraphQLSchema
+from graphql.execution.collect_fields import (
+    FieldDetailsList,
+    FragmentDetails,
+    GroupedFieldSet,
+    collect_fields,
+    collect_subfields,
+)
 from limits.aio.storage import MemoryStorage, Storage
 from purgatory.domain.model import OpenedState
 from strawberry.schema.base import BaseSchema
@@ -24,12 +35,19 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 __all__ = [
+    "EXECUTOR_METHODS",
     "CircuitOpened",
     "CircuitState",
+    "FieldDetailsList",
+    "FragmentDetails",
+    "GroupedFieldSet",
     "breaker_event_state",
     "circuit_state",
+    "collect_fields",
+    "collect_subfields",
     "graphql_core_schema",
     "is_stream_request",
+    "plain_attribute_of",
     "stop_storage_expiry",
     "strawberry_field_of",
 ]
@@ -55,6 +73,37 @@ def strawberry_field_of(field: GraphQLField) -> StrawberryField | None:
     """
     found = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     return found if isinstance(found, StrawberryField) else None
+
+
+def plain_attribute_of(field: GraphQLField) -> StrawberryField | None:
+    """The Strawberry field behind ``field`` when Strawberry resolves it as a plain attribute, else
+    ``None``.
+
+    Strawberry gives a field without resolver, extensions (permission classes are one) and exception
+    handlers its ``_get_basic_result`` resolver, marked ``_is_default``; every other field gets a
+    wrapper that also carries ``_is_default`` when the field has no resolver of its own, so the name
+    is what tells them apart. Compiled execution reads such a field with ``getattr`` itself.
+    """
+    found = strawberry_field_of(field)
+    resolve = field.resolve
+    if found is None or not found.is_basic_field or resolve is None:
+        return None
+    if not getattr(resolve, "_is_default", False) or resolve.__name__ != "_get_basic_result":
+        return None
+    return found
+
+
+EXECUTOR_METHODS: Final = (
+    "build_resolve_info",
+    "build_response",
+    "complete_leaf_value",
+    "complete_value",
+    "finish",
+    "handle_field_error",
+    "settle_in_background",
+)
+"""The methods of graphql-core's ``Executor`` that compiled execution calls: resolve infos, the
+response, completion of what a plan leaves to graphql-core, and error location and propagation."""
 
 
 def is_stream_request(view: Any, headers: Mapping[str, str]) -> bool:

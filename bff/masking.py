@@ -34,6 +34,7 @@ __all__ = [
     "MaskUnexpectedErrors",
     "collapse",
     "is_unexpected",
+    "masked",
     "request_error_code",
     "shape_errors",
 ]
@@ -76,19 +77,23 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """Return the masked error, keeping the path and locations."""
-        context = self.execution_context.context
-        extensions: dict[str, object] = {"code": "INTERNAL_SERVER_ERROR"}
-        request_id = getattr(context, "request_id", None)
-        if request_id is not None:
-            extensions["requestId"] = request_id
-        return GraphQLError(
-            message=self.error_message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions=extensions,
-        )
+        return masked(error, getattr(self.execution_context.context, "request_id", None))
+
+
+def masked(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """``error`` as a client sees an unexpected one: :data:`INTERNAL_MESSAGE`, ``INTERNAL_SERVER_ERROR``
+    and the request id (when there is one), with its path and locations."""
+    extensions: dict[str, object] = {"code": "INTERNAL_SERVER_ERROR"}
+    if request_id is not None:
+        extensions["requestId"] = request_id
+    return GraphQLError(
+        message=INTERNAL_MESSAGE,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)

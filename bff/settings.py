@@ -171,6 +171,9 @@ class Settings(BaseModel):
     """Answer ``__schema`` and ``__type`` queries (``BFF_INTROSPECTION``); turn off in production."""
     field_suggestions: bool = True
     """Keep "Did you mean ...?" hints in error messages (``BFF_FIELD_SUGGESTIONS``)."""
+    compiled_execution: bool = True
+    """Run query operations by a plan compiled once per document (``BFF_COMPILED_EXECUTION``,
+    :mod:`bff.operation.compiled`); off, graphql-core executes every operation."""
     auth_required: bool = False
     """Fields with customer data need a principal (``BFF_AUTH_REQUIRED``); when off, anonymous
     requests see everything (development only)."""

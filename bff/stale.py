@@ -32,6 +32,11 @@ class StaleLog:
         self.entries: list[dict[str, Any]] = []
         self._marks: dict[int, StaleMark] = {}
 
+    @property
+    def active(self) -> bool:
+        """Whether any record was marked stale: without, a caller need not build the path to note."""
+        return bool(self._marks)
+
     def mark(self, marks: Iterable[StaleMark]) -> None:
         """Remember records an answer served stale."""
         for mark in marks:

@@ -131,13 +131,16 @@ class Relation(Generic[SourceT, NodeT]):
         derive = context.loaders.derive
         if self.many:
             context.budget.spend(len(loaded))
-            context.stale.note_any(info.path.as_list(), loaded)
+            if context.stale.active:
+                context.stale.note_any(info.path.as_list(), loaded)
             build = self.build
             return [derive(record, build) for record in loaded]
         if loaded is None:
             return None
         context.budget.spend(1)
-        context.stale.note(info.path.as_list(), loaded)
+        if context.stale.active:
+            # The path is a list built per call: only when there is something stale to note.
+            context.stale.note(info.path.as_list(), loaded)
         return derive(loaded, self.build)
 
     def start(

@@ -47,6 +47,14 @@ class TextCache(Generic[V]):
             self._entries[text] = (size, value)
         return value
 
+    def peek(self, text: str) -> V | None:
+        """The value for ``text`` when it is cached (a hit), else ``None`` (not counted)."""
+        found = self._entries.get(text)
+        if found is None:
+            return None
+        self.hits += 1
+        return found[1]
+
     @property
     def size_bytes(self) -> int:
         """What the entries weigh now (estimated bytes)."""

@@ -132,7 +132,7 @@ class OperationPipeline:
             raise OperationRefused("BAD_REQUEST", "The request has no query.")
         if variables:
             _check_strings(variables, self.settings.max_string_bytes)
-        document = self._document(resolved.query)
+        document = self.document(resolved.query)
         operation = None
         if document is not None:
             operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -167,8 +167,9 @@ class OperationPipeline:
         """After an operation ran without a request error: register its document (APQ)."""
         await self.persisted.register(admitted.resolved)
 
-    def _document(self, query: str) -> DocumentNode | None:
-        """The parsed document, or ``None`` when it does not parse (Strawberry reports that)."""
+    def document(self, query: str) -> DocumentNode | None:
+        """The parsed document (from the app's parse cache), or ``None`` when it does not parse
+        (Strawberry reports that)."""
         try:
             return self._parse(query)
         except GraphQLError:

@@ -23,7 +23,7 @@ from contextlib import aclosing
 from contextvars import ContextVar
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError
 from graphql import OperationType as CoreOperationType
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -33,7 +33,9 @@ from bff.context import Context
 from bff.masking import collapse
 from bff.observability import QuietSchema, parse_errors_as_results
 from bff.operation.caches import TextCache
+from bff.operation.direct import DirectExecution
 from bff.operation.pipeline import Admitted, OperationPipeline, OperationRefused
+from bff.operation.plan_cache import CompiledPlans
 from bff.operation.response_cache import ResponseCache
 from bff.subscription_groups import SubscriptionGroups, group_key
 from bff.telemetry.operations import HTTP, SSE, WEBSOCKET, OperationRecord, OperationTelemetry
@@ -49,7 +51,9 @@ OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("bff_operat
 class OperationSchema(QuietSchema):
     """A schema whose ``execute`` and ``stream`` admit each operation through ``pipeline`` first.
 
-    ``pipeline``, ``validated`` (the validation cache, for tests and metrics), ``responses`` (the
+    ``pipeline``, ``validated`` (the validation cache, for tests and metrics), ``plans`` (the
+    compiled plans, :mod:`bff.operation.compiled`, ``None`` when off), ``direct`` (queries run
+    without Strawberry's per-operation machinery, :mod:`bff.operation.direct`), ``responses`` (the
     whole-response cache, :mod:`bff.operation.response_cache`, after admission) and ``groups`` (the
     subscription groups) are set by :func:`bff.graph.schema.build_schema`, ``telemetry`` by
     :func:`bff.app.create_app`; without a pipeline, or for a context that is not a
@@ -59,6 +63,8 @@ class OperationSchema(QuietSchema):
     pipeline: OperationPipeline | None = None
     validated: TextCache[list[GraphQLError]] | None = None
     groups: SubscriptionGroups | None = None
+    plans: CompiledPlans | None = None
+    direct: DirectExecution | None = None
     telemetry: OperationTelemetry | None = None
     responses: ResponseCache | None = None
 
@@ -91,15 +97,27 @@ class OperationSchema(QuietSchema):
                 if record is not None:
                     record.result(cached)
                 return cached
-            result = await super().execute(
-                admitted.query if admitted is not None else query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
+            document = self._direct(admitted, allowed_operation_types)
+            if admitted is not None and self.direct is not None and document is not None:
+                result = await self.direct.execute(
+                    admitted.query,
+                    document,
+                    variable_values=variable_values,
+                    context_value=context_value,
+                    root_value=root_value,
+                    operation_name=operation_name,
+                    operation_extensions=operation_extensions,
+                )
+            else:
+                result = await super().execute(
+                    admitted.query if admitted is not None else query,
+                    variable_values,
+                    context_value,
+                    root_value,
+                    operation_name,
+                    allowed_operation_types,
+                    operation_extensions,
+                )
             if admitted is not None and self.pipeline is not None and not _is_request_error(result):
                 await self.pipeline.ran(admitted)
             result = self._shaped(result)
@@ -174,6 +192,17 @@ class OperationSchema(QuietSchema):
                 record.finish()
             raise
         return record.stream(shaped) if record is not None else shaped
+
+    def _direct(
+        self, admitted: Admitted | None, allowed_operation_types: Iterable[OperationType] | None
+    ) -> DocumentNode | None:
+        """The parsed document when the admitted operation runs by direct execution
+        (:mod:`bff.operation.direct`), else ``None``: Strawberry's ``execute`` runs it."""
+        if admitted is None or self.direct is None or self.pipeline is None:
+            return None
+        if not self.direct.can_run(admitted.query, admitted.operation, allowed_operation_types):
+            return None
+        return self.pipeline.document(admitted.query)
 
     def _shaped(self, result: ExecutionResult) -> ExecutionResult:
         """A request error's errors with their codes (and without suggestions when they are off).

@@ -36,13 +36,20 @@ family                                        type       labels
 ``bff_webhooks_refused_total``                counter    endpoint, code
 ``bff_downstream_contract_violations_total``  counter    service, resource, field
 ``bff_deprecated_field_uses_total``           counter    coordinate
+``bff_response_cache_entries``, ``_bytes``    gauge
+``bff_response_cache_lookups_total``          counter    outcome
+``bff_response_cache_bypassed_total``         counter    reason (:mod:`bff.operation.response_cache`)
 ``bff_subscription_executions_total``         counter
 ``bff_subscription_deliveries_total``         counter
+``bff_compiled_runs_total``                   counter
+``bff_compiled_fallbacks_total``              counter    reason (:mod:`bff.operation.compiled`)
 ============================================  =========  ============================================
 
-The last four are the kit's own :class:`bff.counters.Counter`\ s (a service client's
-``contract_violations``, the pipeline's ``deprecations.uses``, the subscription groups' ``executions``
-and ``deliveries``, :mod:`bff.subscription_groups`), exported by :meth:`Metrics.follow`.
+The last eight but the two gauges are the kit's own :class:`bff.counters.Counter`\ s (a service
+client's ``contract_violations``, the pipeline's ``deprecations.uses``, the response cache's
+``lookups`` and ``bypassed``, the subscription groups' ``executions``
+and ``deliveries``, :mod:`bff.subscription_groups`, the compiled plans' ``runs`` and ``fallbacks``),
+exported by :meth:`Metrics.follow`.
 
 plus the process collector's ``process_*``, ``python_gc_*`` and ``python_info`` (one process only: see below).
 
@@ -79,6 +86,7 @@ from prometheus_client.process_collector import ProcessCollector
 from bff.contract import contract_violations_counter
 from bff.counters import Counter as KitCounter
 from bff.operation.deprecations import DeprecationTracker
+from bff.operation.fallbacks import compiled_counters
 from bff.operation.response_cache import response_cache_counters
 
 __all__ = [
@@ -319,6 +327,7 @@ class Metrics:
                 DeprecationTracker().uses,
                 *response_cache_counters(),
                 *sharing_counters(),
+                *compiled_counters(),
             )
         }
 
@@ -327,13 +336,13 @@ class Metrics:
         increment. Raises ``KeyError`` for a counter this module does not declare."""
         exported = self._kit_counters[counter.name]
 
-        def add(values: tuple[str, ...], amount: int) -> None:
-            # prometheus-client refuses labels() on a family without labels.
+        def inc(values: tuple[str, ...], amount: int) -> None:
+            # prometheus-client refuses labels() on a family declared without labels.
             (exported.labels(*values) if values else exported).inc(amount)
 
         for values, amount in counter.items():
-            add(values, amount)
-        counter.observe(add)
+            inc(values, amount)
+        counter.observe(inc)
 
     def _counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
         self.declared.append((f"{name}_total", "counter", labels))

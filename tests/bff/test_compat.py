@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLField, GraphQLObjectType
+from graphql import Executor, GraphQLField, GraphQLObjectType
 from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from purgatory import AsyncCircuitBreakerFactory
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.permission import BasePermission
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -68,6 +70,50 @@ def test_strawberry_field_of_is_none_for_fields_strawberry_did_not_build() -> No
     assert isinstance(schema_type, GraphQLObjectType)
 
     assert compat.strawberry_field_of(schema_type.fields["types"]) is None
+
+
+class Nobody(BasePermission):
+    message = "no"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
+
+
+@strawberry.type
+class Attributes:
+    plain: str
+    guarded: str = strawberry.field(permission_classes=[Nobody])
+
+    @strawberry.field
+    def resolved(self) -> str:
+        return self.plain
+
+
+@strawberry.type
+class AttributesQuery:
+    attributes: Attributes
+
+
+def test_the_executor_has_the_methods_compiled_execution_calls() -> None:
+    """graphql-core's Executor still has every method bff.operation.compiled calls (private in 3.3)."""
+    missing = [name for name in compat.EXECUTOR_METHODS if not callable(getattr(Executor, name, None))]
+    assert missing == []
+
+
+def test_plain_attribute_of_tells_attributes_from_guarded_and_resolved_fields() -> None:
+    """Only a field Strawberry reads as a bare attribute is one: not with a permission class (its
+    wrapper is marked ``_is_default`` too), not with a resolver, not a field Strawberry did not build."""
+    schema = compat.graphql_core_schema(strawberry.Schema(query=AttributesQuery))
+    attributes = schema.type_map["Attributes"]
+    assert isinstance(attributes, GraphQLObjectType)
+    found = compat.plain_attribute_of(attributes.fields["plain"])
+    assert found is not None
+    assert found.python_name == "plain"
+    assert compat.plain_attribute_of(attributes.fields["guarded"]) is None
+    assert compat.plain_attribute_of(attributes.fields["resolved"]) is None
+    schema_type = schema.type_map["__Schema"]
+    assert isinstance(schema_type, GraphQLObjectType)
+    assert compat.plain_attribute_of(schema_type.fields["types"]) is None
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def metrics() -> Metrics:
 def test_names_and_units_follow_the_prometheus_conventions(metrics: Metrics) -> None:
     """bff_ prefix, snake case, counters end in _total, histograms measure _seconds, gauges have no
     _total, and every label is one of the bounded ones."""
-    assert len(metrics.declared) == 33
+    assert len(metrics.declared) == 35
     for name, kind, labels in metrics.declared:
         assert re.fullmatch(r"bff_[a-z_]+", name), name
         if kind == "counter":
