@@ -152,23 +152,24 @@ def negotiate(accept: str | None) -> str:
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes; raises :class:`RequestRefused` (413) beyond it."""
-    too_large = RequestRefused(
-        413,
-        REQUEST_TOO_LARGE,
-        f"The request body is larger than {limit} bytes, the limit.",
-        limit=limit,
-    )
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         # aiohttp keeps what request.read() read: a handler after this one (Strawberry's, for SSE)
         # reads these very bytes. The app's client_max_size bounds the read itself.
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
     if len(body) > limit:
-        raise too_large
+        raise _too_large(limit)
     return body
+
+
+def _too_large(limit: int) -> RequestRefused:
+    # Made only when refusing: most requests fit, and an exception per request costs.
+    return RequestRefused(
+        413, REQUEST_TOO_LARGE, f"The request body is larger than {limit} bytes, the limit.", limit=limit
+    )
 
 
 def check_content_type(request: web.Request) -> None:

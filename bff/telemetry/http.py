@@ -10,6 +10,7 @@ operations write their own; a refused upgrade (401, 403, 429) writes one like an
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
@@ -58,6 +59,14 @@ def telemetry_middleware(
 def _finish(
     log: RequestLog, request: web.Request, status: int, seconds: float, metrics: Metrics | None
 ) -> None:
+    if metrics is not None:
+        for code in log.error_codes[:1]:
+            label = metrics.error_code(code)
+            metrics.refusals.labels(label).inc()
+            if label == RATE_LIMITED:
+                metrics.rate_limited.labels("auth_failures").inc()
+    if not access_logger.isEnabledFor(logging.INFO):
+        return  # BFF_LOG_LEVEL above INFO: no line, so no fields to gather
     fields: dict[str, Any]
     if log.operation is not None:
         fields = dict(log.operation)
@@ -73,12 +82,6 @@ def _finish(
             "outcome": "error" if status >= 400 else "success",
             "error_codes": list(log.error_codes),
         }
-    if metrics is not None:
-        for code in log.error_codes[:1]:
-            label = metrics.error_code(code)
-            metrics.refusals.labels(label).inc()
-            if label == RATE_LIMITED:
-                metrics.rate_limited.labels("auth_failures").inc()
     fields["status"] = status
     fields["method"] = request.method
     access_logger.info("operation" if log.operation is not None else "request", extra=fields)

@@ -167,6 +167,11 @@ def configure_logging(
     root.addHandler(handler)
     numeric = logging.getLevelName(level.upper())
     root.setLevel(numeric)
+    # No rendered line shows a thread or process (see _processors), so records need not look them
+    # up: the logging HOWTO's "Optimization", a few microseconds off each access line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
     structlog.configure(
