@@ -8,7 +8,9 @@ A second ``connection_init`` closes the connection with 4429 on both protocols (
 ``connection_error`` on graphql-ws): the principal is set once per connection. A connection whose
 principal came from a token is closed when the token expires (its ``exp`` plus ``BFF_JWT_LEEWAY_MS``,
 when HTTP requests with it start failing): 4403 "Token expired", after a ``connection_error``
-(``UNAUTHENTICATED``) on graphql-ws. Clients reconnect with a fresh token.
+(``UNAUTHENTICATED``) on graphql-ws. A Server-Sent Events stream whose request carried a token ends
+at the same moment with a ``next`` event holding one ``UNAUTHENTICATED`` error, then ``complete``.
+Clients reconnect with a fresh token.
 
 Frames that are not well-formed messages of the protocol (not JSON text, not an object with a string
 ``type``, an operation without a string ``id`` or without a ``payload`` whose ``query`` is a non-empty
@@ -27,13 +29,14 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, hdrs, web
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.aiohttp.views import GraphQLView as StrawberryView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport_ws
@@ -182,6 +185,45 @@ def _message_problem(message: object, *, legacy: bool) -> str | None:
     if kind in ("complete", "stop") and (not isinstance(message.get("id"), str) or not message["id"]):
         return f"A {kind} message needs a non-empty string id"
     return None
+
+
+TOKEN_EXPIRED_MESSAGE: Final = "The token has expired; sign in again."
+_SSE_TOKEN_EXPIRED: Final = (
+    SSETransport().encode_next(
+        {
+            "errors": [
+                {"message": "The token has expired; sign in again.", "extensions": {"code": UNAUTHENTICATED}}
+            ]
+        },
+        json_codec.dumps_text,
+    )
+    + SSETransport().encode_complete()
+)
+"""The last events of a Server-Sent Events stream whose token expired: an error, then ``complete``."""
+
+
+class _StreamExpiry:
+    """Cancels the task streaming an answer at ``deadline`` (unix time, s), so the stream can end
+    with :data:`_SSE_TOKEN_EXPIRED`; :attr:`fired` tells that cancellation from any other."""
+
+    def __init__(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None, "streams run in a task"
+        self._task = task
+        self.fired = False
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._task.cancel()
+
+    def uncancel(self) -> None:
+        """Take back the cancellation this timer asked for, so the stream can still be ended."""
+        self._task.uncancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
 
 
 def _watch_expiry(context: Context, expire: Callable[[], Awaitable[None]]) -> asyncio.Task[None] | None:
@@ -438,14 +480,39 @@ class GraphQLView(StrawberryView[Context, None]):
         operation's generator is closed so its subscription stops."""
         response = web.StreamResponse(status=sub_response.status, headers={**sub_response.headers, **headers})
         await response.prepare(request)
+        expiry = self._stream_expiry(request, headers)
         try:
             async with contextlib.aclosing(stream()) as chunks:
                 async for chunk in chunks:
                     await response.write(chunk.encode())
+            if expiry is not None:
+                expiry.stop()
             await response.write_eof()
+        except asyncio.CancelledError:
+            if expiry is None or not expiry.fired:
+                raise
+            expiry.uncancel()
+            logger.info("token expired; ending the event stream")
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(_SSE_TOKEN_EXPIRED.encode())
+                await response.write_eof()
         except ConnectionResetError:
             logger.debug("stream client went away")
+        finally:
+            if expiry is not None:
+                expiry.stop()
         return response
+
+    def _stream_expiry(self, request: web.Request, headers: Mapping[str, str]) -> _StreamExpiry | None:
+        """A timer ending this Server-Sent Events stream when its token expires (``exp`` plus
+        ``BFF_JWT_LEEWAY_MS``, as for a WebSocket); ``None`` for another stream or a principal that
+        never expires."""
+        principal = principal_of(request)
+        if principal is None or principal.expires_at is None:
+            return None
+        if not headers.get("Content-Type", "").startswith("text/event-stream"):
+            return None
+        return _StreamExpiry(principal.expires_at + self.settings.jwt_leeway_ms / 1000)
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -210,6 +211,43 @@ async def test_connection_closes_when_its_token_expires(
         assert (message.type, message.data, message.extra) == (aiohttp.WSMsgType.CLOSE, 4403, "Token expired")
         await ws.close()
     assert expires - 0.1 <= closed_at <= expires + 2
+    await wait_until(lambda: bus.subscriber_count(PLAYLIST_UPDATED) == 0)
+    assert server_problems(caplog) == []
+
+
+async def test_event_stream_ends_when_its_token_expires(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Server-Sent Events subscription whose token expires 2 s after issue streams until then, then
+    ends with one UNAUTHENTICATED error and ``complete``; its bus subscription ends with it."""
+    caplog.set_level(logging.INFO)
+    expires = int(time.time()) + 2
+    headers = {
+        "Accept": "text/event-stream",
+        "Authorization": f"Bearer {token(sub='customer-21', customer_id='21', exp=expires)}",
+    }
+    assert stack.app is not None
+    bus = stack.app[EVENT_BUS]
+    events: list[tuple[str, str]] = []
+    async with (
+        asyncio.timeout(WAIT_S + 2),
+        stack.http.stream("POST", stack.graphql_url, json=SUBSCRIBE, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data:"):
+                events.append((event, line.removeprefix("data:").strip()))
+    ended_at = time.time()
+    assert [name for name, _ in events] == ["next", "complete"]
+    assert json.loads(events[0][1]) == {
+        "errors": [
+            {"message": "The token has expired; sign in again.", "extensions": {"code": "UNAUTHENTICATED"}}
+        ]
+    }
+    assert expires - 0.1 <= ended_at <= expires + 2
     await wait_until(lambda: bus.subscriber_count(PLAYLIST_UPDATED) == 0)
     assert server_problems(caplog) == []
 
