@@ -184,6 +184,12 @@ class ServiceClient:
                     exchange.failed(exc)
                 if isinstance(exc, httpx.TransportError):
                     raise map_transport_error(self.name, exc) from exc
+                if isinstance(exc, httpx.DecodingError):
+                    raise DownstreamError(
+                        f"{self.name} service answered {method} {path} with a body its "
+                        "Content-Encoding does not decode",
+                        service=self.name,
+                    ) from exc
                 if isinstance(exc, httpx.InvalidURL):
                     # The client's input made a request that cannot be sent (a URL too long for httpx):
                     # the client's error, and nothing the service did, so the breaker does not count it.
@@ -199,7 +205,7 @@ class ServiceClient:
             raise error
         try:
             body = json_codec.loads(response.content) if response.content else None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise DownstreamError(
                 f"{self.name} service answered {method} {path} with a body that is not JSON",
                 service=self.name,

@@ -38,6 +38,10 @@ _ERRORS: Final[tuple[tuple[type[BaseException], type[httpx.TransportError]], ...
 )
 """aiohttp's failure -> httpx's, first match wins (subclasses before their bases)."""
 
+_MAX_HEAD_BYTES: Final = 100 * 1024
+"""The longest status line or header httpcore's parser took (its 100 KiB head; aiohttp's default is
+8,190 bytes a line and 128 headers, which refused answers with a large cookie or ``Link`` header)."""
+
 _MANAGED_HEADERS: Final = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
 """Headers aiohttp writes itself from the URL, the body and its keep-alive pool."""
 
@@ -62,7 +66,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         # httpx keeps cookies as it does over its own transport; aiohttp adds no jar of its own.
         self._session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            max_line_size=_MAX_HEAD_BYTES,
+            max_field_size=_MAX_HEAD_BYTES,
+            # A header line takes at least 4 bytes ("a:\r\n"), so no more fit in httpcore's head.
+            max_headers=_MAX_HEAD_BYTES // 4,
         )
         return self._session
 

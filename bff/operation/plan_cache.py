@@ -6,7 +6,9 @@ first run, or ``None`` (counted in ``bff_compiled_fallbacks_total{reason}``) whe
 run it: what the document asks is not covered (:mod:`bff.operation.plan` names those reasons), or the
 run itself is not: ``middleware`` when a schema extension resolves fields, ``abort_signal``, ``hooks``,
 ``error_propagation`` when the operation disables it, ``no_source`` for a document without its text,
-``conditions`` past :data:`MAX_CONDITIONS` ``@skip``/``@include`` variables. Runs by a plan are
+``conditions`` past :data:`MAX_CONDITIONS` ``@skip``/``@include`` variables, ``condition_values``
+when graphql-core refuses the values of the run's ``@skip``/``@include`` arguments (an explicit
+``null`` for a variable with a default), which it reports where it collects that selection. Runs by a plan are
 counted in ``bff_compiled_runs_total``.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from graphql import DocumentNode
+from graphql import DocumentNode, GraphQLError
 
 from bff.operation.caches import TextCache
 from bff.operation.fallbacks import compiled_counters
@@ -84,6 +86,10 @@ class CompiledPlans:
                 )
             except Unsupported as unsupported:
                 found = unsupported.reason
+            except GraphQLError:
+                # Collecting every selection ahead would make a field error of graphql-core's (the
+                # selection's parent null) a request error without data.
+                found = "condition_values"
             document.plans[key] = found
         if isinstance(found, str):
             self.fallbacks.inc(found)

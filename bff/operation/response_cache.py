@@ -23,7 +23,9 @@ a mutation that invalidates a resource (:meth:`bff.graph.Resource.invalidate`) r
 so the next lookup misses. Least recently used entries go first when the bytes run out.
 
 Over HTTP, a cached or stored answer says so as a shared cache would (RFC 9111 §5.1, §5.2.2.9):
-``Cache-Control: max-age=<lifetime s>, public`` and, on a hit, ``Age: <seconds since stored>``.
+``Cache-Control: max-age=<lifetime s>, public`` and, on a hit, ``Age: <seconds since stored>``; with
+``Vary: Authorization, X-Api-Key`` (§4.1), as it is an anonymous answer: a shared cache in front of
+the BFF (a CDN keeping public GET answers) must not hand it to a request that names a principal.
 
 Counts: :attr:`ResponseCache.lookups` (``outcome``: ``hit``, ``miss``, ``stored``) and
 :attr:`ResponseCache.bypassed` (``reason``: ``not_query``, ``authenticated``, ``errors``,
@@ -39,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from cachetools import TLRUCache
 from graphql import OperationType
 from strawberry.types import ExecutionResult
@@ -56,6 +58,10 @@ __all__ = ["RESPONSE_HEADERS", "Pending", "ResponseCache", "response_cache_count
 
 RESPONSE_HEADERS: Final = web.RequestKey("bff.response_cache_headers", dict[str, str])
 """Headers :func:`send_headers` adds to the HTTP answer of a cached or stored operation."""
+
+VARY: Final = "Authorization, X-Api-Key"
+"""The request headers that name a principal (:data:`bff.auth.API_KEY_HEADER`, not imported: bff.auth
+imports this module through the metrics), whose requests the response cache never answers."""
 
 NOT_QUERY = "not_query"
 AUTHENTICATED = "authenticated"
@@ -223,6 +229,8 @@ async def send_headers(request: web.Request, response: web.StreamResponse) -> No
     headers = request.get(RESPONSE_HEADERS)
     if headers and response.status == 200:
         response.headers.update(headers)
+        # Added, not set: CORS may have said Vary: Origin already.
+        response.headers.add(hdrs.VARY, VARY)
 
 
 def _unkept(result: ExecutionResult, context: Context) -> str | None:

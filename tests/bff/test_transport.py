@@ -125,3 +125,52 @@ async def test_a_server_hanging_up_is_a_protocol_error(server: str) -> None:
     async with _client(server) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/hang-up")
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[tuple[str, dict[str, bytes]]]:
+    """A server on 127.0.0.1 writing, for every request, the bytes its ``answers`` map holds for
+    the path (without the leading ``/``); the test fills the map."""
+    answers: dict[str, bytes] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request_line = await reader.readline()
+        while await reader.readline() not in (b"\r\n", b""):
+            pass
+        writer.write(answers[request_line.split()[1].decode().lstrip("/")])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}", answers
+
+
+def _answer(head: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 2\r\n\r\n{}"
+
+
+async def test_long_and_many_headers_are_read_as_httpcore_read_them(
+    raw_server: tuple[str, dict[str, bytes]],
+) -> None:
+    """A 20 KB header, a 20 KB reason phrase or 200 headers (all within httpcore's 100 KiB head) are
+    an answer, not a protocol error (aiohttp's defaults stop at 8,190 bytes a line, 128 headers)."""
+    base, answers = raw_server
+    answers["long"] = _answer(b"Set-Cookie: " + b"a" * 20_000 + b"\r\n")
+    answers["many"] = _answer(b"".join(b"X-H%d: v\r\n" % i for i in range(200)))
+    answers["reason"] = b"HTTP/1.1 200 " + b"O" * 20_000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    for path in answers:
+        for transport in (httpx.AsyncHTTPTransport(), AiohttpTransport(limits=LIMITS)):
+            async with httpx.AsyncClient(base_url=base, transport=transport) as client:
+                response = await client.get(f"/{path}")
+            assert (response.status_code, response.content) == (200, b"{}"), (path, transport)
+
+
+async def test_a_head_that_is_not_http_is_a_protocol_error(raw_server: tuple[str, dict[str, bytes]]) -> None:
+    """Garbage for a status line: httpx.RemoteProtocolError (DOWNSTREAM_UNAVAILABLE), as httpcore's."""
+    base, answers = raw_server
+    answers["garbage"] = b"NOT HTTP AT ALL\r\n\r\n"
+    async with _client(base) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/garbage")

@@ -317,3 +317,54 @@ async def test_input_that_cannot_be_sent_is_bad_user_input_and_spares_the_breake
         ready = (await stack.http.get(stack.graphql_url.replace("/graphql", "/readyz"))).json()
         assert ready["services"]["catalog"]["breaker"] == "closed"
         assert (await stack.post('{ artist(id: "1") { name } }'))["data"] == {"artist": {"name": "AC/DC"}}
+
+
+async def _raw_catalog(answer: bytes) -> asyncio.Server:
+    """A catalog on 127.0.0.1 that writes ``answer`` (raw HTTP bytes) for every request it reads."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readline() not in (b"\r\n", b""):
+            pass
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _json_answer(body: bytes, head: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + head
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        (_json_answer(b"hello", b"Content-Encoding: gzip\r\n"), "DOWNSTREAM_ERROR"),
+        (_json_answer(b"[" * 100_000 + b"]" * 100_000), "DOWNSTREAM_ERROR"),
+        (_json_answer(b'{"Name": "\xff\xfe"}'), "DOWNSTREAM_ERROR"),
+        (b"NOT HTTP AT ALL\r\n\r\n", "DOWNSTREAM_UNAVAILABLE"),
+    ],
+    ids=["gzip-that-is-not", "nested-too-deep", "invalid-utf8", "not-http"],
+)
+async def test_a_garbled_answer_is_a_downstream_error(
+    services: dict[str, str], answer: bytes, code: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A catalog answering garbage (a body its Content-Encoding does not decode, JSON nested past
+    the parser's recursion limit, bytes in no UTF, no HTTP at all) fails the field with a
+    DOWNSTREAM_* code naming the service, never INTERNAL_SERVER_ERROR with a logged traceback."""
+    server = await _raw_catalog(answer)
+    port = server.sockets[0].getsockname()[1]
+    async with (
+        server,
+        run_bff("garbled", {**services, "catalog": f"http://127.0.0.1:{port}"}, **FAST_RETRIES) as stack,
+    ):
+        body = await stack.post('{ track(id: "1") { name } customer(id: "1") { firstName } }')
+    assert body["data"] == {"track": None, "customer": {"firstName": "Luís"}}
+    assert [error["extensions"]["code"] for error in body["errors"]] == [code]
+    assert body["errors"][0]["extensions"]["service"] == "catalog"
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"

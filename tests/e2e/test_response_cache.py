@@ -342,6 +342,26 @@ async def test_get_requests_are_cached_like_posts() -> None:
     assert service.requests["GET /posts"] == 1
 
 
+async def test_a_cacheable_answer_varies_on_the_credential_headers() -> None:
+    """A public answer is an anonymous one: a shared cache in front of the BFF must not hand it to a
+    request with ``Authorization`` or ``X-Api-Key`` (RFC 9111 §4.1), so stored and cached answers say
+    ``Vary`` on both, beside the ``Vary: Origin`` of CORS."""
+    async with (
+        run_blog() as service,
+        cached_bff(service, BFF_CORS_ALLOWED_ORIGINS="https://app.example") as stack,
+    ):
+        origin = {"Origin": "https://app.example"}
+        answers = [
+            await stack.http.get(stack.graphql_url, params={"query": POSTS}, headers=origin) for _ in range(2)
+        ]
+    for answer in answers:
+        varies = {
+            name.strip().lower() for value in answer.headers.get_list("Vary") for name in value.split(",")
+        }
+        assert {"authorization", "x-api-key", "origin"} <= varies, answer.headers
+    assert answers[1].headers["Age"].isdigit()
+
+
 async def test_the_cache_is_off_by_default_and_counted_in_metrics_when_on() -> None:
     """Without ``BFF_RESPONSE_CACHE`` no result is kept and no header is added; with it ``/metrics``
     counts hits, misses, bypasses and bytes."""

@@ -71,9 +71,11 @@ class Subscriber:
         query: str,
         variables: dict[str, Any] | None = None,
         authorization: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Subscriber:
-        """Connect with ``protocol``, send ``authorization`` in ``connection_init``, subscribe."""
-        ws = await session.ws_connect(live.ws_url, protocols=[protocol])
+        """Connect with ``protocol`` (and ``headers`` on the upgrade request), send ``authorization``
+        in ``connection_init``, subscribe."""
+        ws = await session.ws_connect(live.ws_url, protocols=[protocol], headers=headers)
         self._ws, self._protocol = ws, protocol
         init = {"Authorization": authorization} if authorization else {}
         await ws.send_json({"type": "connection_init", "payload": init})
@@ -226,6 +228,35 @@ async def test_variables_and_principals_run_apart_and_never_leak(live: Live) -> 
     assert {data["paymentUpdated"]["invoiceId"] for s in bob_side for data in s.received} == {bobs}
     assert live.groups.executions.value() - executions == 8  # 4 events, each for 2 of the 4 groups
     assert live.groups.deliveries.value() - deliveries == 12
+
+
+async def test_connection_init_credentials_group_over_the_upgrade_header(live: Live) -> None:
+    """A connection upgraded with Alice's token whose ``connection_init`` carries Bob's runs as Bob:
+    it shares Bob's group, receives only Bob's invoices' payments (its group runs with its own HTTP
+    request, Alice's header and all), and Alice, signed in by the header alone, only hers."""
+    alice, bob = customer(ALICE), customer(BOB)
+    transport = "graphql-transport-ws"
+    async with aiohttp.ClientSession() as session:
+        switched = await Subscriber().websocket(
+            session, live, transport, PAYMENTS, authorization=bob, headers={"Authorization": alice}
+        )
+        as_bob = await Subscriber().websocket(session, live, transport, PAYMENTS, authorization=bob)
+        as_alice = await Subscriber().websocket(
+            session, live, transport, PAYMENTS, headers={"Authorization": alice}
+        )
+        await wait_for_members(live, members=3, groups=2)
+        await publish(live, 200, ALICES)
+        await as_alice.wait_for(1)
+        await publish(live, 201, BOBS)
+        for subscriber in (switched, as_bob, as_alice):
+            if subscriber is not as_alice:
+                await subscriber.wait_for(1)
+        await publish(live, 202, ALICES)
+        await as_alice.wait_for(2)
+        for subscriber in (switched, as_bob, as_alice):
+            await subscriber.close()
+    assert ids(switched) == ids(as_bob) == ["201"]
+    assert ids(as_alice) == ["200", "202"]
 
 
 async def test_a_subscriber_leaving_mid_stream_leaves_the_others_running(live: Live) -> None:

@@ -223,6 +223,23 @@ def test_jsonplaceholder_queries(client: httpx.Client, tmp_path: Path) -> None:
         pair.stop()
 
 
+NULL_CONDITION = (
+    'query Q($s: Boolean = false) { customer(id: "1") { ...F @skip(if: $s) id } }'
+    " fragment F on Customer { email firstName @include(if: $s) }"
+)
+
+
+@pytest.mark.parametrize("value", [False, True, None], ids=["false", "true", "explicit-null"])
+def test_a_condition_variable_explicitly_null(
+    chinook_pair: Pair, client: httpx.Client, value: bool | None
+) -> None:
+    """An explicit ``null`` for a ``@skip``/``@include`` variable with a default is accepted by
+    validation and refused where graphql-core collects the field (a field error, the parent null); a
+    plan compiled ahead must not turn it into a request error without data."""
+    answer = assert_same(client, chinook_pair, NULL_CONDITION, {"s": value})
+    assert '"data": {' in answer
+
+
 GUARDED = [
     '{ customer(id: "1") { firstName email invoices { id total } } }',
     '{ customer(id: "2") { email supportRep { firstName } } }',
