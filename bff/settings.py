@@ -93,6 +93,10 @@ class ServiceSettings(BaseModel):
     is honoured whatever this is."""
     stale_if_error_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 60_000
     """How long past its lifetime a cached entity may still be served while the service fails."""
+    max_response_bytes: Annotated[int, Field(ge=1_024, le=1_073_741_824)] = 32_000_000
+    """Largest answer body (bytes, as sent and once decoded) the BFF reads from the service; a larger
+    one is ``DOWNSTREAM_ERROR`` and never retried. Bounds what one answer, a gzip bomb among them,
+    can cost in memory."""
 
     @property
     def base_url(self) -> str:

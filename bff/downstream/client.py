@@ -23,7 +23,7 @@ from bff.downstream.freshness import UNCACHED_READ
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
-from bff.downstream.transport import AiohttpTransport
+from bff.downstream.transport import AiohttpTransport, BodyTooLarge
 from bff.downstream.urls import absolute_url, query_string
 from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
@@ -71,7 +71,9 @@ class ServiceClient:
             headers={"Accept": "application/json"},
             # One client serves every user: a cookie one user's call got must not ride on another's.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-            transport=transport if transport is not None else AiohttpTransport(limits=limits),
+            transport=transport
+            if transport is not None
+            else AiohttpTransport(limits=limits, max_body_bytes=settings.max_response_bytes),
         )
         self._inflight: InFlight[JSONResponse] = InFlight(on_shared=telemetry.shared if telemetry else None)
         self._bulkhead = Bulkhead(
@@ -176,12 +178,23 @@ class ServiceClient:
             if exchange is not None and exchange.traceparent is not None:
                 headers.append(("traceparent", exchange.traceparent))
             try:
-                response = await self._http.request(
+                request = self._http.build_request(
                     method, absolute_url(self.base_url, path, params), json=json_body, headers=headers
                 )
+                response = await self._http.send(request, stream=True)
+                try:
+                    content = await self._read(response)
+                finally:
+                    await response.aclose()
             except BaseException as exc:
                 if exchange is not None:
                     exchange.failed(exc)
+                if isinstance(exc, BodyTooLarge):
+                    raise DownstreamError(
+                        f"{self.name} service answered {method} {path} with a body over "
+                        f"{exc.max_bytes} bytes",
+                        service=self.name,
+                    ) from None
                 if isinstance(exc, httpx.TransportError):
                     raise map_transport_error(self.name, exc) from exc
                 if isinstance(exc, httpx.DecodingError):
@@ -204,7 +217,7 @@ class ServiceClient:
         if error is not None:
             raise error
         try:
-            body = json_codec.loads(response.content) if response.content else None
+            body = json_codec.loads(content) if content else None
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise DownstreamError(
                 f"{self.name} service answered {method} {path} with a body that is not JSON",
@@ -212,6 +225,17 @@ class ServiceClient:
                 status=response.status_code,
             ) from exc
         return JSONResponse(response.status_code, response.headers, body)
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The answer's body, decoded (``Content-Encoding``), or :class:`BodyTooLarge` past the
+        service's ``max_response_bytes``: a small gzip body may inflate to gigabytes."""
+        limit = self.settings.max_response_bytes
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise BodyTooLarge(limit, response.request)
+        return bytes(body)
 
     async def breaker_state(self) -> str:
         """The circuit breaker's state: ``closed``, ``open`` or ``half-open``."""

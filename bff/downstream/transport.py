@@ -17,13 +17,14 @@ Requests to a proxy from ``HTTP(S)_PROXY`` still go through httpx's own proxy tr
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Final
 
 import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "AiohttpTransport", "BodyTooLarge"]
 
 _ERRORS: Final[tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
@@ -46,6 +47,35 @@ _MANAGED_HEADERS: Final = frozenset({b"host", b"content-length", b"transfer-enco
 """Headers aiohttp writes itself from the URL, the body and its keep-alive pool."""
 
 
+DEFAULT_MAX_BODY_BYTES: Final = 32_000_000
+"""The bound of :class:`AiohttpTransport`'s answers when none is given (``ServiceSettings``' default)."""
+
+
+class BodyTooLarge(httpx.TransportError):
+    """An answer's body was longer than ``max_bytes``; the transport stopped reading it."""
+
+    def __init__(self, max_bytes: int, request: httpx.Request) -> None:
+        super().__init__(f"answer body over {max_bytes} bytes", request=request)
+        self.max_bytes = max_bytes
+
+
+DECODE_SLICE_BYTES: Final = 4_096
+"""Encoded bytes httpx decodes at a time: gzip inflates at most about 1,000-fold, so one step of a
+bomb stays near 4 MB and the client's body bound stops it early."""
+
+
+class _Slices(httpx.AsyncByteStream):
+    """An encoded body handed to httpx in :data:`DECODE_SLICE_BYTES` slices."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        view = memoryview(self._body)
+        for start in range(0, len(view), DECODE_SLICE_BYTES):
+            yield bytes(view[start : start + DECODE_SLICE_BYTES])
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport sending through aiohttp; ``limits`` bounds its pool as httpx's would
     (``max_connections`` in all, idle ones closed after ``keepalive_expiry`` seconds).
@@ -54,8 +84,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     :meth:`aclose` once (``httpx.AsyncClient.aclose`` does).
     """
 
-    def __init__(self, *, limits: httpx.Limits) -> None:
+    def __init__(self, *, limits: httpx.Limits, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self._limits = limits
+        self._max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -99,11 +130,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
             ) as answer:
-                content = await answer.read()
+                content = await self._read(answer, request)
                 return httpx.Response(
                     answer.status,
                     headers=list(answer.raw_headers),
-                    stream=httpx.ByteStream(content),
+                    stream=_Slices(content)
+                    if "Content-Encoding" in answer.headers
+                    else httpx.ByteStream(content),
                     request=request,
                     extensions={"http_version": b"HTTP/1.1", "reason_phrase": (answer.reason or "").encode()},
                 )
@@ -112,6 +145,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 if isinstance(exc, failure):
                     raise mapped(str(exc) or type(exc).__name__, request=request) from exc
             raise  # pragma: no cover - every caught type is in the table
+
+    async def _read(self, answer: aiohttp.ClientResponse, request: httpx.Request) -> bytes:
+        """The answer's body as sent, or :class:`BodyTooLarge` past ``max_body_bytes`` (read no further)."""
+        if answer.content_length is not None and answer.content_length > self._max_body_bytes:
+            raise BodyTooLarge(self._max_body_bytes, request)
+        body = bytearray()
+        async for chunk in answer.content.iter_any():
+            body += chunk
+            if len(body) > self._max_body_bytes:
+                raise BodyTooLarge(self._max_body_bytes, request)
+        return bytes(body)
 
     async def aclose(self) -> None:
         """Close the pool's connections."""

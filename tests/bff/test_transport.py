@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from aiohttp import web
 
-from bff.downstream.transport import AiohttpTransport
+from bff.downstream import Call, ServiceClient
+from bff.downstream.transport import AiohttpTransport, BodyTooLarge
+from bff.errors import DownstreamError
+from bff.settings import ServiceSettings
 
 LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 
@@ -38,6 +42,18 @@ async def _gzipped(request: web.Request) -> web.Response:
     )
 
 
+BOMB: bytes = gzip.compress(b"[" + b" " * 50_000_000 + b"]", compresslevel=9)
+"""About 50 KB that inflate to 50 MB of valid JSON."""
+
+
+async def _bomb(request: web.Request) -> web.Response:
+    return web.Response(body=BOMB, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+
+async def _big(request: web.Request) -> web.Response:
+    return web.Response(body=b"[" + b"1," * 1_000_000 + b"1]", content_type="application/json")
+
+
 async def _slow(request: web.Request) -> web.Response:
     await asyncio.sleep(5)
     return web.Response(text="late")
@@ -57,6 +73,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_route("*", "/echo", _echo)
     app.router.add_get("/gzipped", _gzipped)
     app.router.add_get("/slow", _slow)
+    app.router.add_get("/bomb", _bomb)
+    app.router.add_get("/big", _big)
     app.router.add_get("/hang-up", _hang_up)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
@@ -174,3 +192,32 @@ async def test_a_head_that_is_not_http_is_a_protocol_error(raw_server: tuple[str
     async with _client(base) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/garbage")
+
+
+async def test_an_answer_over_the_bound_is_not_read_to_its_end(server: str) -> None:
+    """The transport stops reading a body longer than ``max_body_bytes``, declared or not."""
+    transport = AiohttpTransport(limits=LIMITS, max_body_bytes=100_000)
+    async with httpx.AsyncClient(base_url=server, transport=transport) as client:
+        with pytest.raises(BodyTooLarge):
+            await client.get("/big")
+        assert (await client.get("/echo")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/bomb", "/big"])
+async def test_a_service_answer_over_max_response_bytes_is_a_downstream_error(server: str, path: str) -> None:
+    """A gzip bomb (50 KB inflating to 50 MB) or a plain 2 MB body, against a 1 MB bound: one
+    DOWNSTREAM_ERROR, not retried, and the bomb is never inflated whole."""
+    settings = ServiceSettings.model_validate({"url": server, "max_response_bytes": 1_000_000})
+    client = ServiceClient("catalog", settings)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DownstreamError) as caught:
+            await client.get(path, call=Call("r"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await client.aclose()
+    assert type(caught.value) is DownstreamError
+    assert caught.value.extensions["code"] == "DOWNSTREAM_ERROR"
+    assert "over 1000000 bytes" in caught.value.message
+    assert peak < 20_000_000, peak
