@@ -79,7 +79,9 @@ class Resource:
 
         The operation's loader future: done once its batch is, so a resolver may read it at once.
         """
-        return load_one(self._by_id(ctx), record_id)
+        loader = self._by_id(ctx)
+        # Every to-one field of every item asks: the common case skips load_one's call.
+        return loader.load(record_id) if record_id is not None else load_one(loader, None)
 
     async def get_many(self, ctx: Context, record_ids: Sequence[str]) -> list[Record | None]:
         """Several records by id, in the order asked; a missing one is ``None``."""
@@ -166,7 +168,9 @@ class Resource:
         )
 
     def _by_id(self, ctx: Context) -> DataLoader[str, Record | None]:
-        return ctx.loaders.by_id(self.client(ctx), self.path, id_field=self.id_field, contract=self.contract)
+        return ctx.loaders.by_id(
+            ctx.services[self.service], self.path, id_field=self.id_field, contract=self.contract
+        )
 
     def _by_field(self, ctx: Context, name: str) -> DataLoader[str, list[Record]]:
         return ctx.loaders.by_field(self.client(ctx), self.path, name, contract=self.contract)

@@ -22,7 +22,7 @@ run root fields one by one. ``BFF_COMPILED_EXECUTION=false`` turns the whole of 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from types import CoroutineType
+from types import CoroutineType, GeneratorType
 from typing import Any, cast
 
 from graphql import ExecutionResult, GraphQLError, GraphQLResolveInfo
@@ -50,6 +50,8 @@ __all__ = ["compiled_executor"]
 
 def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
     """The schema's graphql-core executor class, running queries by their plan from ``plans``."""
+    plain_types: set[type] = set()
+    """Classes whose instances were found not awaitable (:meth:`CompiledExecutor._awaitable`)."""
 
     class CompiledExecutor(PerEventExecutor):
         """:class:`~bff.subscriptions.PerEventExecutor` with queries run by their compiled plan."""
@@ -70,6 +72,23 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 self.collected_errors.add(error, None)
                 return self.finish(self.build_response(None))
             return self.finish(self.build_response(cast("dict[str, Any]", result)))
+
+        def _awaitable(self, value: Any) -> bool:
+            """``is_awaitable(value)``, answered once per class for classes that cannot make awaitables.
+
+            graphql-core's test looks at the value: a coroutine, a generator flagged as an iterable
+            coroutine, or anything with ``__await__``. ``await`` looks ``__await__`` up on the class, so
+            a class without one whose instance answered no answers no for every instance (a generator
+            may answer either way): a node type is asked once, not once per node.
+            """
+            cls = type(value)
+            if cls in plain_types:
+                return False
+            if self.is_awaitable(value):
+                return True
+            if cls is not GeneratorType and not hasattr(cls, "__await__"):
+                plain_types.add(cls)
+            return False
 
         async def _await_data(self, result: Awaitable[dict[str, Any]]) -> ExecutionResult:
             try:
@@ -136,7 +155,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 shape = cast("Shape", shape.inner)
             elif value is None or value is Undefined:
                 return None
-            if isinstance(value, Exception) or self.is_awaitable(value):
+            if isinstance(value, Exception) or self._awaitable(value):
                 return self._value(plan, Path(path, plan.name, plan.parent.name), value, None)
             if shape.plain_string and type(value) is str:
                 return value
@@ -173,7 +192,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
 
         def _value(self, plan: FieldPlan, path: Path, result: Any, info: Info | None) -> Any:
             """Complete what a field's resolver returned; raises as graphql-core's ``complete_value``."""
-            if self.is_awaitable(result):
+            if self._awaitable(result):
                 return self._complete_awaitable(plan, path, result, info)
             completed = self._complete(plan, plan.shape, path, result, info)
             if type(completed) is CoroutineType:
@@ -237,7 +256,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             """A list's completed items, or an awaitable of them (complete_iterable_value)."""
             if not is_iterable(items):
                 raise GraphQLError(plan.list_message)
-            is_awaitable = self.is_awaitable
+            is_awaitable = self._awaitable
             completed: list[Any] = []
             pending: list[int] = []
             item_type = item_shape.graphql_type
