@@ -98,8 +98,14 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 return cast("ExecutionResult", self.build_response(None))
             return cast("ExecutionResult", self.build_response(data))
 
-        def _fields(self, fields: list[FieldPlan], source: Any, path: Path | None) -> Any:
+        def _fields(
+            self, fields: list[FieldPlan], source: Any, path: Path | None, index: int | None = None
+        ) -> Any:
             """A selection's completed fields: a dict, or an awaitable of it (execute_fields).
+
+            The object is at ``path``, or with ``index`` at item ``index`` of the list at ``path``: an
+            item's path is made only when a field needs it (a resolver, an error), not for every item
+            of a list of plain attributes.
 
             Every awaitable this executor makes (and graphql-core's completion, for the rare values
             it completes) is a coroutine: ``type(...) is CoroutineType`` tells completed values apart.
@@ -119,12 +125,16 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                                 else default(source, plan.attribute)
                             )
                             if type(value) is not str or not plan.plain_string:
-                                value = self._leaf(plan, path, value)
+                                value = self._leaf(plan, path, index, value)
                         except Exception as raw_error:
+                            if index is not None:
+                                path, index = Path(path, index, None), None
                             field_path = Path(path, name, plan.parent.name)
                             self.handle_field_error(raw_error, plan.definition.type, plan.details, field_path)
                             value = None
                     else:
+                        if index is not None:
+                            path, index = Path(path, index, None), None
                         value = self._field(plan, source, Path(path, name, plan.parent.name))
                     results[name] = value
                     if type(value) is CoroutineType:
@@ -146,8 +156,10 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 results.update(zip(pending, awaited, strict=True))
             return results
 
-        def _leaf(self, plan: FieldPlan, path: Path | None, value: Any) -> Any:
-            """An attribute's value completed as a leaf (or an awaitable of it); raises a field error."""
+        def _leaf(self, plan: FieldPlan, path: Path | None, index: int | None, value: Any) -> Any:
+            """An attribute's value completed as a leaf (or an awaitable of it); raises a field error.
+
+            ``path`` and ``index`` are the object's, as for :meth:`_fields`."""
             shape = plan.shape
             if shape.kind == NON_NULL:
                 if value is None or value is Undefined:
@@ -156,6 +168,8 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             elif value is None or value is Undefined:
                 return None
             if isinstance(value, Exception) or self._awaitable(value):
+                if index is not None:
+                    path = Path(path, index, None)
                 return self._value(plan, Path(path, plan.name, plan.parent.name), value, None)
             if shape.plain_string and type(value) is str:
                 return value
@@ -263,25 +277,28 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             object_fields = item_shape.object_fields
             try:
                 for index, item in enumerate(items):
-                    item_path = Path(path, index, None)
                     if is_awaitable(item):
                         completed.append(
-                            self._complete_awaitable_item(plan, item_shape, item_path, item, info)
+                            self._complete_awaitable_item(
+                                plan, item_shape, Path(path, index, None), item, info
+                            )
                         )
                         pending.append(index)
                         continue
                     try:
                         if object_fields is not None and item is not None and not isinstance(item, Exception):
-                            value = self._fields(object_fields, item, item_path)
+                            # The item's path is made by _fields only if one of its fields needs it.
+                            value = self._fields(object_fields, item, path, index)
                         else:
-                            value = self._complete(plan, item_shape, item_path, item, info)
+                            value = self._complete(plan, item_shape, Path(path, index, None), item, info)
                         if type(value) is CoroutineType:
+                            item_path = Path(path, index, None)
                             completed.append(self._await_item(plan, item_shape, item_path, value))
                             pending.append(index)
                         else:
                             completed.append(value)
                     except Exception as raw_error:
-                        self.handle_field_error(raw_error, item_type, plan.details, item_path)
+                        self.handle_field_error(raw_error, item_type, plan.details, Path(path, index, None))
                         completed.append(None)
             except Exception:
                 if pending:
