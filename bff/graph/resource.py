@@ -29,6 +29,7 @@ from bff.cache import entity_key, index_key
 from bff.contract import RecordContract
 from bff.downstream import JSONResponse, Params, ServiceClient
 from bff.errors import DownstreamContract
+from bff.graph.nodes import SharedNodes
 from bff.loaders import Record, load_one
 
 if TYPE_CHECKING:
@@ -66,9 +67,12 @@ class Resource:
     fields: Mapping[str, object] | None = field(default=None, compare=False)
     contract: RecordContract = field(init=False, compare=False, repr=False)
     """The declaration the records are checked against (:class:`~bff.contract.RecordContract`)."""
+    shared_nodes: SharedNodes = field(init=False, compare=False, repr=False)
+    """The nodes of its cached list answers, shared between operations (:func:`bff.graph.all_nodes`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contract", RecordContract(self.fields, id_field=self.id_field))
+        object.__setattr__(self, "shared_nodes", SharedNodes())
 
     def client(self, ctx: Context) -> ServiceClient:
         """The service's client; ``KeyError`` when the app did not declare the service."""
