@@ -275,6 +275,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             pending: list[int] = []
             item_type = item_shape.graphql_type
             object_fields = item_shape.object_fields
+            plain_attributes = item_shape.plain_attributes
             try:
                 for index, item in enumerate(items):
                     if is_awaitable(item):
@@ -285,6 +286,21 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                         )
                         pending.append(index)
                         continue
+                    if plain_attributes is not None and item is not None and not isinstance(item, Exception):
+                        # Plain String/ID attributes each holding a str: the item is their values.
+                        # Anything else (a None, another type, an error) takes the general way below.
+                        row: dict[str, Any] = {}
+                        try:
+                            for name, attribute in plain_attributes:
+                                value = getattr(item, attribute)
+                                if type(value) is not str:
+                                    break
+                                row[name] = value
+                            else:
+                                completed.append(row)
+                                continue
+                        except Exception:  # the general way below reports it, with its path
+                            pass
                     try:
                         if object_fields is not None and item is not None and not isinstance(item, Exception):
                             # The item's path is made by _fields only if one of its fields needs it.
