@@ -13,6 +13,9 @@ null. A declared field must be *present* in every record, null or not: a service
 not declared are ignored (a tolerant reader), so services may add fields freely.
 
 Every answer the operation's loaders and a resource's lists read is checked (:meth:`RecordContract.check`).
+An answer the entity cache hands out again is the very same list object, read by every operation
+that hits it and never changed (the cache shares it): a contract remembers the last few answers that
+held, by identity, and does not check them again.
 A record that breaks its declaration is never handed to a type: the fields that would show it fail
 with ``DOWNSTREAM_CONTRACT`` (one error per downstream answer, its ``extensions`` naming the
 ``service``, the ``resource`` and the ``fields``), never a silent null. Each breaking answer is
@@ -57,6 +60,8 @@ _NAMES: Final = {
 _JSON_NAMES: Final = {**_NAMES, float: "number", type(None): "null"}
 _SAMPLE_IDS: Final = 5
 """Ids of breaking records named in a message and a log line, at most."""
+_HELD_ANSWERS: Final = 32
+"""Answers that held a contract remembers (by identity) so as not to check them again, at most."""
 
 
 class _Missing:
@@ -122,7 +127,7 @@ class RecordContract:
     dropped silently. Raises ``TypeError`` for a type that is not a JSON type.
     """
 
-    __slots__ = ("_any", "_typed", "fields", "id_field")
+    __slots__ = ("_any", "_held", "_typed", "fields", "id_field")
 
     def __init__(self, fields: Mapping[str, object] | None = None, *, id_field: str = "id") -> None:
         declared: dict[str, object] = dict(fields or {})
@@ -140,6 +145,8 @@ class RecordContract:
                 typed.append((name, accepted))
         self._typed = tuple(typed)
         self._any = tuple(present)
+        # id -> the answer itself: held, so its id is not reused while it is remembered.
+        self._held: dict[int, Sequence[Any]] = {}
 
     def problems(self, record: object) -> list[tuple[str, str]]:
         """``(field, problem)`` for each way ``record`` breaks the declaration; empty when it holds."""
@@ -166,7 +173,12 @@ class RecordContract:
 
         A breach is logged once (WARNING, naming the fields, how many records and a few ids) and
         counted in ``counter`` per field (labels: service, resource, field); its error names them too.
+        A list that held before (the same object, as the entity cache hands it out) is not checked
+        again: answers are shared between operations and never changed.
         """
+        held = self._held
+        if held.get(id(records)) is records:
+            return None
         typed, present = self._typed, self._any
         broken: list[tuple[Any, list[tuple[str, str]]]] = []
         for record in records:
@@ -178,6 +190,10 @@ class RecordContract:
                     continue
             broken.append((record, self.problems(record)))
         if not broken:
+            if type(records) is list:
+                if len(held) >= _HELD_ANSWERS:
+                    held.clear()
+                held[id(records)] = records
             return None
         by_problem: dict[tuple[str, str], int] = {}
         for _record, problems in broken:

@@ -95,6 +95,8 @@ class Loaders:
         self._contracts: dict[tuple[str, str], RecordContract] = {}
         self._derived: dict[tuple[object, int], tuple[Record, Any]] = {}
         self._memo: dict[Hashable, Any] = {}
+        # (service, resource) -> records primed but not yet put in the by-id loader, with their id field.
+        self._unprimed: dict[tuple[str, str], list[tuple[Sequence[Record], str]]] = {}
 
     def by_id(
         self,
@@ -115,6 +117,13 @@ class Loaders:
             checked = self._contract(client, resource, contract, id_field)
             loader = DataLoader(self._batch_by_id(client, resource, id_field, checked))
             self._by_field[key] = loader
+        if self._unprimed:
+            unprimed = self._unprimed.pop((client.name, resource), None)
+            if unprimed is not None:
+                for records, record_id_field in unprimed:
+                    for record in records:
+                        if isinstance(record, dict) and record_id_field in record:
+                            loader.prime(str(record[record_id_field]), record)
         return loader
 
     def by_field(
@@ -142,11 +151,16 @@ class Loaders:
         id_field: str = "id",
         contract: RecordContract | None = None,
     ) -> None:
-        """Put records fetched some other way (a list page, a write's answer) into the by-id loader."""
-        loader = self.by_id(client, resource, id_field=id_field, contract=contract)
-        for record in records:
-            if isinstance(record, dict) and id_field in record:
-                loader.prime(str(record[id_field]), record)
+        """Put records fetched some other way (a list page, a write's answer) into the by-id loader.
+
+        Lazily: they go in when the by-id loader is next asked for (:meth:`by_id`), in the order
+        primed, so a list whose records are never loaded by id (most) costs no keying. ``contract``
+        holds for the resource from here on, as for :meth:`by_id`.
+        """
+        if not records:
+            return
+        self._contract(client, resource, contract, id_field)
+        self._unprimed.setdefault((client.name, resource), []).append((tuple(records), id_field))
 
     def _contract(
         self, client: ServiceClient, resource: str, given: RecordContract | None, id_field: str

@@ -45,7 +45,7 @@ from strawberry.utils.str_converters import to_camel_case
 from bff.compat import strawberry_field_of
 from bff.context import Context
 from bff.cost_map import COST_METADATA_KEY, FieldCost
-from bff.graph.nodes import Info, nodes
+from bff.graph.nodes import Info
 from bff.graph.resource import Resource
 from bff.loaders import Record
 
@@ -406,7 +406,10 @@ async def all_nodes(
     """Every record of ``resource`` (``GET /{path}`` with ``params``) as ``build(record)`` nodes, with the
     relationship fields the query selects on them loaded first (:func:`prefetch`): a root list field.
 
-    Raises ``DOWNSTREAM_*`` when the service fails, ``OPERATION_BUDGET_EXCEEDED`` past the budget.
+    An answer the entity cache hands out again gets the nodes built for it before, shared between
+    operations (:class:`~bff.graph.nodes.SharedNodes`): ``build`` must make a value of the record
+    alone, and the nodes keep no per-operation state. Raises ``DOWNSTREAM_*`` when the service fails,
+    ``OPERATION_BUDGET_EXCEEDED`` past the budget.
     """
     records = await resource.all(info.context, params)
-    return await prefetch(info, nodes(info, build, records))
+    return await prefetch(info, resource.shared_nodes.nodes(info, build, records))

@@ -29,6 +29,7 @@ from bff.cache import entity_key, index_key
 from bff.contract import RecordContract
 from bff.downstream import JSONResponse, Params, ServiceClient
 from bff.errors import DownstreamContract
+from bff.graph.nodes import SharedNodes
 from bff.loaders import Record, load_one
 
 if TYPE_CHECKING:
@@ -66,9 +67,12 @@ class Resource:
     fields: Mapping[str, object] | None = field(default=None, compare=False)
     contract: RecordContract = field(init=False, compare=False, repr=False)
     """The declaration the records are checked against (:class:`~bff.contract.RecordContract`)."""
+    shared_nodes: SharedNodes = field(init=False, compare=False, repr=False)
+    """The nodes of its cached list answers, shared between operations (:func:`bff.graph.all_nodes`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contract", RecordContract(self.fields, id_field=self.id_field))
+        object.__setattr__(self, "shared_nodes", SharedNodes())
 
     def client(self, ctx: Context) -> ServiceClient:
         """The service's client; ``KeyError`` when the app did not declare the service."""
@@ -79,7 +83,9 @@ class Resource:
 
         The operation's loader future: done once its batch is, so a resolver may read it at once.
         """
-        return load_one(self._by_id(ctx), record_id)
+        loader = self._by_id(ctx)
+        # Every to-one field of every item asks: the common case skips load_one's call.
+        return loader.load(record_id) if record_id is not None else load_one(loader, None)
 
     async def get_many(self, ctx: Context, record_ids: Sequence[str]) -> list[Record | None]:
         """Several records by id, in the order asked; a missing one is ``None``."""
@@ -166,7 +172,9 @@ class Resource:
         )
 
     def _by_id(self, ctx: Context) -> DataLoader[str, Record | None]:
-        return ctx.loaders.by_id(self.client(ctx), self.path, id_field=self.id_field, contract=self.contract)
+        return ctx.loaders.by_id(
+            ctx.services[self.service], self.path, id_field=self.id_field, contract=self.contract
+        )
 
     def _by_field(self, ctx: Context, name: str) -> DataLoader[str, list[Record]]:
         return ctx.loaders.by_field(self.client(ctx), self.path, name, contract=self.contract)

@@ -22,7 +22,7 @@ run root fields one by one. ``BFF_COMPILED_EXECUTION=false`` turns the whole of 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from types import CoroutineType
+from types import CoroutineType, GeneratorType
 from typing import Any, cast
 
 from graphql import ExecutionResult, GraphQLError, GraphQLResolveInfo
@@ -50,6 +50,8 @@ __all__ = ["compiled_executor"]
 
 def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
     """The schema's graphql-core executor class, running queries by their plan from ``plans``."""
+    plain_types: set[type] = set()
+    """Classes whose instances were found not awaitable (:meth:`CompiledExecutor._awaitable`)."""
 
     class CompiledExecutor(PerEventExecutor):
         """:class:`~bff.subscriptions.PerEventExecutor` with queries run by their compiled plan."""
@@ -71,6 +73,23 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 return self.finish(self.build_response(None))
             return self.finish(self.build_response(cast("dict[str, Any]", result)))
 
+        def _awaitable(self, value: Any) -> bool:
+            """``is_awaitable(value)``, answered once per class for classes that cannot make awaitables.
+
+            graphql-core's test looks at the value: a coroutine, a generator flagged as an iterable
+            coroutine, or anything with ``__await__``. ``await`` looks ``__await__`` up on the class, so
+            a class without one whose instance answered no answers no for every instance (a generator
+            may answer either way): a node type is asked once, not once per node.
+            """
+            cls = type(value)
+            if cls in plain_types:
+                return False
+            if self.is_awaitable(value):
+                return True
+            if cls is not GeneratorType and not hasattr(cls, "__await__"):
+                plain_types.add(cls)
+            return False
+
         async def _await_data(self, result: Awaitable[dict[str, Any]]) -> ExecutionResult:
             try:
                 data = await result
@@ -79,8 +98,14 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 return cast("ExecutionResult", self.build_response(None))
             return cast("ExecutionResult", self.build_response(data))
 
-        def _fields(self, fields: list[FieldPlan], source: Any, path: Path | None) -> Any:
+        def _fields(
+            self, fields: list[FieldPlan], source: Any, path: Path | None, index: int | None = None
+        ) -> Any:
             """A selection's completed fields: a dict, or an awaitable of it (execute_fields).
+
+            The object is at ``path``, or with ``index`` at item ``index`` of the list at ``path``: an
+            item's path is made only when a field needs it (a resolver, an error), not for every item
+            of a list of plain attributes.
 
             Every awaitable this executor makes (and graphql-core's completion, for the rare values
             it completes) is a coroutine: ``type(...) is CoroutineType`` tells completed values apart.
@@ -100,12 +125,16 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                                 else default(source, plan.attribute)
                             )
                             if type(value) is not str or not plan.plain_string:
-                                value = self._leaf(plan, path, value)
+                                value = self._leaf(plan, path, index, value)
                         except Exception as raw_error:
+                            if index is not None:
+                                path, index = Path(path, index, None), None
                             field_path = Path(path, name, plan.parent.name)
                             self.handle_field_error(raw_error, plan.definition.type, plan.details, field_path)
                             value = None
                     else:
+                        if index is not None:
+                            path, index = Path(path, index, None), None
                         value = self._field(plan, source, Path(path, name, plan.parent.name))
                     results[name] = value
                     if type(value) is CoroutineType:
@@ -127,8 +156,10 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 results.update(zip(pending, awaited, strict=True))
             return results
 
-        def _leaf(self, plan: FieldPlan, path: Path | None, value: Any) -> Any:
-            """An attribute's value completed as a leaf (or an awaitable of it); raises a field error."""
+        def _leaf(self, plan: FieldPlan, path: Path | None, index: int | None, value: Any) -> Any:
+            """An attribute's value completed as a leaf (or an awaitable of it); raises a field error.
+
+            ``path`` and ``index`` are the object's, as for :meth:`_fields`."""
             shape = plan.shape
             if shape.kind == NON_NULL:
                 if value is None or value is Undefined:
@@ -136,7 +167,9 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
                 shape = cast("Shape", shape.inner)
             elif value is None or value is Undefined:
                 return None
-            if isinstance(value, Exception) or self.is_awaitable(value):
+            if isinstance(value, Exception) or self._awaitable(value):
+                if index is not None:
+                    path = Path(path, index, None)
                 return self._value(plan, Path(path, plan.name, plan.parent.name), value, None)
             if shape.plain_string and type(value) is str:
                 return value
@@ -173,7 +206,7 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
 
         def _value(self, plan: FieldPlan, path: Path, result: Any, info: Info | None) -> Any:
             """Complete what a field's resolver returned; raises as graphql-core's ``complete_value``."""
-            if self.is_awaitable(result):
+            if self._awaitable(result):
                 return self._complete_awaitable(plan, path, result, info)
             completed = self._complete(plan, plan.shape, path, result, info)
             if type(completed) is CoroutineType:
@@ -237,32 +270,51 @@ def compiled_executor(plans: CompiledPlans) -> type[PerEventExecutor]:
             """A list's completed items, or an awaitable of them (complete_iterable_value)."""
             if not is_iterable(items):
                 raise GraphQLError(plan.list_message)
-            is_awaitable = self.is_awaitable
+            is_awaitable = self._awaitable
             completed: list[Any] = []
             pending: list[int] = []
             item_type = item_shape.graphql_type
             object_fields = item_shape.object_fields
+            plain_attributes = item_shape.plain_attributes
             try:
                 for index, item in enumerate(items):
-                    item_path = Path(path, index, None)
                     if is_awaitable(item):
                         completed.append(
-                            self._complete_awaitable_item(plan, item_shape, item_path, item, info)
+                            self._complete_awaitable_item(
+                                plan, item_shape, Path(path, index, None), item, info
+                            )
                         )
                         pending.append(index)
                         continue
+                    if plain_attributes is not None and item is not None and not isinstance(item, Exception):
+                        # Plain String/ID attributes each holding a str: the item is their values.
+                        # Anything else (a None, another type, an error) takes the general way below.
+                        row: dict[str, Any] = {}
+                        try:
+                            for name, attribute in plain_attributes:
+                                value = getattr(item, attribute)
+                                if type(value) is not str:
+                                    break
+                                row[name] = value
+                            else:
+                                completed.append(row)
+                                continue
+                        except Exception:  # the general way below reports it, with its path
+                            pass
                     try:
                         if object_fields is not None and item is not None and not isinstance(item, Exception):
-                            value = self._fields(object_fields, item, item_path)
+                            # The item's path is made by _fields only if one of its fields needs it.
+                            value = self._fields(object_fields, item, path, index)
                         else:
-                            value = self._complete(plan, item_shape, item_path, item, info)
+                            value = self._complete(plan, item_shape, Path(path, index, None), item, info)
                         if type(value) is CoroutineType:
+                            item_path = Path(path, index, None)
                             completed.append(self._await_item(plan, item_shape, item_path, value))
                             pending.append(index)
                         else:
                             completed.append(value)
                     except Exception as raw_error:
-                        self.handle_field_error(raw_error, item_type, plan.details, item_path)
+                        self.handle_field_error(raw_error, item_type, plan.details, Path(path, index, None))
                         completed.append(None)
             except Exception:
                 if pending:

@@ -107,7 +107,9 @@ class Shape:
     :data:`LEAF` (``plain_string``: a ``str`` is its own output, as for ``String`` and ``ID``), or
     :data:`OBJECT` (``fields`` are the selected fields' plans). ``object_fields`` are the fields of an
     object, or of a non-null object, without ``is_type_of``: a value other than ``None`` or an
-    exception is completed by them alone.
+    exception is completed by them alone. ``plain_attributes`` are ``(response key, attribute)``
+    when every one of those fields is a plain ``String``/``ID`` attribute: an object whose attributes
+    all hold a ``str`` is completed by reading them, nothing else.
     """
 
     kind: int
@@ -116,6 +118,7 @@ class Shape:
     plain_string: bool = False
     fields: list[FieldPlan] = field(default_factory=list)
     object_fields: list[FieldPlan] | None = None
+    plain_attributes: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -261,7 +264,13 @@ class _Compiler:
     def shape(self, graphql_type: GraphQLOutputType, details: FieldDetailsList) -> Shape:
         if isinstance(graphql_type, GraphQLNonNull):
             inner = self.shape(graphql_type.of_type, details)
-            return Shape(NON_NULL, graphql_type, inner=inner, object_fields=inner.object_fields)
+            return Shape(
+                NON_NULL,
+                graphql_type,
+                inner=inner,
+                object_fields=inner.object_fields,
+                plain_attributes=inner.plain_attributes,
+            )
         if isinstance(graphql_type, GraphQLList):
             return Shape(LIST, graphql_type, inner=self.shape(graphql_type.of_type, details))
         if is_leaf_type(graphql_type):
@@ -282,5 +291,14 @@ class _Compiler:
         if deferred:
             raise Unsupported("deferred")
         fields = self.fields(graphql_type, grouped)
-        plain = graphql_type.is_type_of is None
-        return Shape(OBJECT, graphql_type, fields=fields, object_fields=fields if plain else None)
+        if graphql_type.is_type_of is not None:
+            return Shape(OBJECT, graphql_type, fields=fields)
+        attributes = tuple((plan.name, plan.attribute) for plan in fields)
+        all_plain = all(plan.plain_string and plan.default is None for plan in fields)
+        return Shape(
+            OBJECT,
+            graphql_type,
+            fields=fields,
+            object_fields=fields,
+            plain_attributes=attributes if fields and all_plain else None,
+        )

@@ -27,6 +27,31 @@ def test_a_record_that_holds_its_declaration_passes() -> None:
     assert contract.check([record], service="customers", resource="employees") is None
 
 
+def test_an_answer_that_held_is_not_checked_again_and_others_are() -> None:
+    """The same list object (the entity cache hands one answer to every operation) is checked once;
+    another list is checked on its own, so a breaking copy still breaks."""
+    contract = RecordContract(EMPLOYEE)
+    record = {"id": 1, "firstName": "Andrew", "title": None, "reportsToId": None}
+    answer = [record]
+    assert contract.check(answer, service="customers", resource="employees") is None
+    record["firstName"] = 7
+    assert contract.check(answer, service="customers", resource="employees") is None
+    breach = contract.check([record], service="customers", resource="employees")
+    assert breach is not None
+    assert breach.error.extensions["fields"] == ["firstName"]
+
+
+def test_an_answer_that_broke_is_checked_every_time() -> None:
+    """A breaking answer is never remembered: each operation reading it gets its error."""
+    contract = RecordContract(EMPLOYEE)
+    answer = [{"id": 1, "firstName": None, "title": None, "reportsToId": None}]
+    first = contract.check(answer, service="customers", resource="employees")
+    second = contract.check(answer, service="customers", resource="employees")
+    assert first is not None
+    assert second is not None
+    assert second.broke(answer[0])
+
+
 def test_a_renamed_field_is_missing_though_it_may_be_null() -> None:
     """``reportsTo`` instead of ``reportsToId`` breaks the contract: a nullable field must be present."""
     contract = RecordContract(EMPLOYEE)

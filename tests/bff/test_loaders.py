@@ -109,6 +109,24 @@ async def test_by_field_groups_records_per_key_and_primes_by_id(recorder: Record
     assert len(recorder.urls) == before == 1
 
 
+async def test_primed_records_load_by_id_without_a_request_and_first_primed_wins(recorder: Recorder) -> None:
+    """Records primed (a list page) answer later by-id loads; of two primed records with one id the
+    first stays, and a key loaded before priming keeps its loaded record."""
+    client = make_client(recorder)
+    loaders = Loaders(Call("r"))
+    loaded = await loaders.by_id(client, "tracks").load("5")
+    first, second = {"id": 1, "name": "first"}, {"id": 1, "name": "second"}
+    loaders.prime(client, "tracks", [first, {"id": 2}, "not a record"])
+    loaders.prime(client, "tracks", [second, {"id": 5, "name": "primed"}])
+    loader = loaders.by_id(client, "tracks")
+    one, two, five = await loader.load_many(["1", "2", "5"])
+    await client.aclose()
+    assert one is first
+    assert two == {"id": 2}
+    assert five is loaded
+    assert len(recorder.urls) == 1
+
+
 async def test_failed_chunk_fails_only_its_keys() -> None:
     """When one chunk's request fails, keys of the other chunks still resolve."""
     recorder = Recorder(fail_ids=frozenset({"3"}))
