@@ -127,12 +127,22 @@ class Buildah:
 
 
 def mirror() -> str:
-    """The Debian mirror apt uses on this machine (``debian.sources`` or ``sources.list``)."""
+    """The Debian mirror apt uses on this machine: the first ``URIs:`` of ``debian.sources`` (deb822)
+    or ``deb`` line of ``sources.list``; comments, which may name a mirror not reachable from here
+    (a ``snapshot.debian.org`` the image was built from), are not read."""
     for path in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
         if path.exists():
-            for url in re.findall(r"(https?://\S+/debian)\b(?!-)", path.read_text()):
-                return url
+            return mirror_in(path.read_text()) or DEFAULT_MIRROR
     return DEFAULT_MIRROR
+
+
+def mirror_in(sources: str) -> str | None:
+    """The first Debian archive URL of an apt ``URIs:`` field or ``deb`` line in ``sources``."""
+    for line in sources.splitlines():
+        found = re.match(r"\s*(?:URIs:|deb(?:\s+\[[^]]*\])?)\s+(https?://\S+/debian)/?(?:\s|$)", line)
+        if found:
+            return found.group(1)
+    return None
 
 
 def rootfs(cache: Path, day: str) -> Path:
