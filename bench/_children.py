@@ -13,6 +13,7 @@ Not a benchmark: imported by them (``bench/`` is on ``sys.path`` when one runs a
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import json
@@ -209,6 +210,14 @@ def reported_failures(*also: type[BaseException]) -> Iterator[None]:
     except (BenchError, httpx.HTTPError, *also) as exc:
         print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def bff_checkout(value: str) -> Path:
+    """``--baseline DIR``: the checkout's absolute path; an argparse error when it holds no bff."""
+    path = Path(value).resolve()
+    if not (path / "bff" / "cli.py").is_file():
+        raise argparse.ArgumentTypeError(f"{path} holds no bff checkout")
+    return path
 
 
 def _interrupt(signum: int, frame: object) -> None:

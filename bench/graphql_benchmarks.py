@@ -51,6 +51,7 @@ from _children import (
     RESULTS_DIR,
     BenchError,
     Child,
+    bff_checkout,
     machine_info,
     number,
     reported_failures,
@@ -516,7 +517,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=["bff", CACHED, "apollo", "plain"],
     )
     parser.add_argument(
-        "--baseline", type=Path, help="a bff checkout to serve as bff-before, e.g. the base commit"
+        "--baseline", type=bff_checkout, help="a bff checkout to serve as bff-before, e.g. the base commit"
     )
     parser.add_argument(
         "--bff-env",
@@ -529,10 +530,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (0.5 <= args.duration <= 120 and 1 <= args.rounds <= 20 and 0 <= args.warmup <= 60):
         parser.error("need 0.5 <= --duration <= 120, 1 <= --rounds <= 20 and 0 <= --warmup <= 60")
-    if args.baseline is not None:
-        args.baseline = args.baseline.resolve()
-        if not (args.baseline / "bff" / "cli.py").is_file():
-            parser.error(f"--baseline {args.baseline} holds no bff checkout")
     return args
 
 

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+from _children import bff_checkout
 from _raw_ws import RawSubscriber, open_subscriber
 from standardwebhooks.webhooks import Webhook
 
@@ -252,15 +253,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--rate", type=float, help="deliveries per second in the latency phase (sets --interval-ms)"
     )
     parser.add_argument(
-        "--baseline", type=Path, help="a bff checkout to serve instead of this one, e.g. the base commit"
+        "--baseline",
+        type=bff_checkout,
+        help="a bff checkout to serve instead of this one, e.g. the base commit",
     )
     args = parser.parse_args(argv)
     if args.rate is not None:
         args.interval_ms = 1000 * args.subscribers / args.rate
-    if args.baseline is not None:
-        args.baseline = args.baseline.resolve()
-        if not (args.baseline / "bff" / "cli.py").is_file():
-            parser.error(f"--baseline {args.baseline} holds no bff checkout")
     return args
 
 
