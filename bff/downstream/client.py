@@ -23,7 +23,7 @@ from bff.downstream.freshness import UNCACHED_READ
 from bff.downstream.inflight import InFlight
 from bff.downstream.response import JSONResponse, Params
 from bff.downstream.retry import with_retries
-from bff.downstream.transport import AiohttpTransport, BodyTooLarge
+from bff.downstream.transport import AiohttpTransport, BodyTooLarge, read_bounded
 from bff.downstream.urls import absolute_url, query_string
 from bff.errors import BadUserInput, DownstreamError, DownstreamTimeout
 from bff.settings import ServiceSettings
@@ -229,13 +229,7 @@ class ServiceClient:
     async def _read(self, response: httpx.Response) -> bytes:
         """The answer's body, decoded (``Content-Encoding``), or :class:`BodyTooLarge` past the
         service's ``max_response_bytes``: a small gzip body may inflate to gigabytes."""
-        limit = self.settings.max_response_bytes
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise BodyTooLarge(limit, response.request)
-        return bytes(body)
+        return await read_bounded(response.aiter_bytes(), self.settings.max_response_bytes, response.request)
 
     async def breaker_state(self) -> str:
         """The circuit breaker's state: ``closed``, ``open`` or ``half-open``."""

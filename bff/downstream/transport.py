@@ -17,14 +17,14 @@ Requests to a proxy from ``HTTP(S)_PROXY`` still go through httpx's own proxy tr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Final
 
 import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "AiohttpTransport", "BodyTooLarge"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "AiohttpTransport", "BodyTooLarge", "read_bounded"]
 
 _ERRORS: Final[tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
@@ -74,6 +74,16 @@ class _Slices(httpx.AsyncByteStream):
         view = memoryview(self._body)
         for start in range(0, len(view), DECODE_SLICE_BYTES):
             yield bytes(view[start : start + DECODE_SLICE_BYTES])
+
+
+async def read_bounded(chunks: AsyncIterable[bytes], max_bytes: int, request: httpx.Request) -> bytes:
+    """``chunks`` joined, or :class:`BodyTooLarge` as soon as they pass ``max_bytes`` (read no further)."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLarge(max_bytes, request)
+    return bytes(body)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -150,12 +160,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """The answer's body as sent, or :class:`BodyTooLarge` past ``max_body_bytes`` (read no further)."""
         if answer.content_length is not None and answer.content_length > self._max_body_bytes:
             raise BodyTooLarge(self._max_body_bytes, request)
-        body = bytearray()
-        async for chunk in answer.content.iter_any():
-            body += chunk
-            if len(body) > self._max_body_bytes:
-                raise BodyTooLarge(self._max_body_bytes, request)
-        return bytes(body)
+        return await read_bounded(answer.content.iter_any(), self._max_body_bytes, request)
 
     async def aclose(self) -> None:
         """Close the pool's connections."""
